@@ -1,0 +1,215 @@
+"""Task datasets in one schema, whatever their source, and the tokenisation and batching the trainer needs.
+
+Standard schema (what every loader returns, splits ``train`` and ``test``):
+  mlm     ``text``
+  seqcls  ``text``, optional ``text_pair``, ``label`` (ClassLabel)
+  tokcls  ``tokens``, ``ner_tags`` (sequence of ClassLabel, IOB2 as WikiAnn)
+Hub sources (XNLI, WikiAnn, Wikipedia) are mapped onto it here; embedded sources already use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+
+from .config import TaskConfig, resolve_path
+
+HUB_COLUMNS = {
+    "seqcls": {"premise": "text", "hypothesis": "text_pair", "sentence": "text", "sentence1": "text", "sentence2": "text_pair"},
+    "tokcls": {},
+    "mlm": {},
+}
+REQUIRED = {"mlm": ("text",), "seqcls": ("text", "label"), "tokcls": ("tokens", "ner_tags")}
+SHUFFLE_SEED = 1234  # fixed: the subsample of a split must not depend on the run's seed
+
+
+class DataError(ValueError):
+    """A dataset is missing, empty, unlabelled, or not in the standard schema."""
+
+
+def _hub_load(task: TaskConfig, lang: str, split: str) -> datasets.Dataset:
+    name = task.config.format(lang=lang) or None
+    path = str(resolve_path(task.dataset)) if resolve_path(task.dataset).exists() else task.dataset
+    try:
+        if task.stream_take:
+            stream = datasets.load_dataset(path, name, split=split, streaming=True)
+            return datasets.Dataset.from_list(list(stream.take(task.stream_take)))
+        return datasets.load_dataset(path, name, split=split)
+    except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
+        raise DataError(
+            f"dataset {task.dataset!r} (config {name!r}, split {split!r}) could not be loaded: {err}. "
+            "Hub datasets need internet; params/demo.yaml runs fully offline on the embedded data"
+        ) from err
+
+
+def _text_units(ds: datasets.Dataset, min_chars: int = 20) -> datasets.Dataset:
+    """Wikipedia articles to paragraph-sized MLM examples (one per non-trivial line)."""
+    lines = [line.strip() for text in ds["text"] for line in text.split("\n")]
+    return datasets.Dataset.from_dict({"text": [line for line in lines if len(line) >= min_chars]})
+
+
+def _to_schema(ds: datasets.Dataset, kind: str) -> datasets.Dataset:
+    renames = {k: v for k, v in HUB_COLUMNS[kind].items() if k in ds.column_names and v not in ds.column_names}
+    ds = ds.rename_columns(renames)
+    if kind == "mlm" and "\n" in "".join(ds["text"][:50]):
+        ds = _text_units(ds)
+    keep = [c for c in ("text", "text_pair", "label", "tokens", "ner_tags") if c in ds.column_names]
+    return ds.select_columns(keep)
+
+
+def load_hub(task: TaskConfig, lang: str) -> datasets.DatasetDict:
+    train = _to_schema(_hub_load(task, lang, task.train_split), task.kind)
+    if task.test_split:
+        test = _to_schema(_hub_load(task, lang, task.test_split), task.kind)
+    else:
+        if not task.test_size:
+            raise DataError("a task with no test_split needs test_size > 0 to hold out a test set")
+        parts = train.train_test_split(test_size=task.test_size, seed=SHUFFLE_SEED, shuffle=True)
+        train, test = parts["train"], parts["test"]
+    return datasets.DatasetDict(train=train, test=test)
+
+
+def load_task(task: TaskConfig, lang: str, data_dir: str | Path) -> datasets.DatasetDict:
+    """The task's train/test splits for ``lang`` in the standard schema, subsampled as the params say."""
+    if task.source == "embedded":
+        from .embedded import load_embedded
+
+        splits = load_embedded(task.dataset, lang, resolve_path(data_dir))
+    else:
+        splits = load_hub(task, lang)
+    out = {}
+    for split, limit in (("train", task.max_train), ("test", task.max_test)):
+        ds = splits[split]
+        check_split(ds, task.kind, f"{task.dataset}/{lang}/{split}")
+        if limit and len(ds) > limit:
+            ds = ds.shuffle(seed=SHUFFLE_SEED).select(range(limit))
+        out[split] = ds
+    return datasets.DatasetDict(out)
+
+
+def check_split(ds: datasets.Dataset, kind: str, where: str) -> None:
+    missing = [c for c in REQUIRED[kind] if c not in ds.column_names]
+    if missing:
+        raise DataError(f"{where} lacks column(s) {missing} (has {ds.column_names}): a {kind} task needs {list(REQUIRED[kind])}")
+    if len(ds) == 0:
+        raise DataError(f"{where} is empty")
+    if kind != "mlm":
+        labels = ds["label"] if kind == "seqcls" else [t for tags in ds["ner_tags"] for t in tags]
+        if len(set(labels)) < 2:
+            raise DataError(f"{where} has fewer than two distinct labels: it cannot train or score a classifier")
+
+
+def label_names(ds: datasets.Dataset, kind: str) -> list[str]:
+    """The class names of a split (from its ClassLabel feature, else the sorted label values)."""
+    if kind == "mlm":
+        return []
+    feature = ds.features["label"] if kind == "seqcls" else ds.features["ner_tags"].feature
+    if isinstance(feature, datasets.ClassLabel):
+        return list(feature.names)
+    values = ds["label"] if kind == "seqcls" else [t for tags in ds["ner_tags"] for t in tags]
+    return [str(v) for v in range(max(values) + 1)]
+
+
+def encode(ds: datasets.Dataset, kind: str, tokenizer: Any, max_length: int) -> datasets.Dataset:
+    """Token ids (and labels) for one split. NER labels the first sub-token of each word; the rest get -100."""
+    if kind == "mlm":
+        def fn(batch):
+            return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
+    elif kind == "seqcls":
+        def fn(batch):
+            pair = batch.get("text_pair")
+            enc = tokenizer(batch["text"], pair, truncation=True, max_length=max_length)
+            out = {"input_ids": enc["input_ids"], "labels": batch["label"]}
+            if "token_type_ids" in enc:
+                out["token_type_ids"] = enc["token_type_ids"]
+            return out
+    else:
+        def fn(batch):
+            enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+            labels = []
+            for i, tags in enumerate(batch["ner_tags"]):
+                previous, row = None, []
+                for word in enc.word_ids(i):
+                    row.append(-100 if word is None or word == previous else tags[word])
+                    previous = word
+                labels.append(row)
+            return {"input_ids": enc["input_ids"], "labels": labels}
+    encoded = ds.map(fn, batched=True, remove_columns=ds.column_names, desc=None)
+    return encoded.filter(lambda ids: len(ids) > 2, input_columns="input_ids")
+
+
+@dataclass
+class Collator:
+    """Pads a list of encoded examples to the longest one (dynamic padding: the strings are short).
+
+    For MLM it also masks tokens (80 % [MASK], 10 % random, 10 % unchanged) with its own generator, so a
+    fixed seed gives the same masked positions every time: training is reproducible, evaluation is fixed.
+    """
+
+    kind: str
+    pad_id: int
+    mask_id: int | None = None
+    special_ids: tuple[int, ...] = ()
+    vocab_size: int = 0
+    mlm_probability: float = 0.15
+    generator: torch.Generator | None = None
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(e["input_ids"]) for e in examples)
+        ids = torch.full((len(examples), longest), self.pad_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        batch: dict[str, torch.Tensor] = {}
+        for i, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[i, :n] = torch.as_tensor(e["input_ids"])
+            attention[i, :n] = 1
+        if "token_type_ids" in examples[0]:
+            types = torch.zeros_like(ids)
+            for i, e in enumerate(examples):
+                types[i, : len(e["token_type_ids"])] = torch.as_tensor(e["token_type_ids"])
+            batch["token_type_ids"] = types
+        if self.kind == "seqcls":
+            batch["labels"] = torch.as_tensor([e["labels"] for e in examples], dtype=torch.long)
+        elif self.kind == "tokcls":
+            labels = torch.full_like(ids, -100)
+            for i, e in enumerate(examples):
+                labels[i, : len(e["labels"])] = torch.as_tensor(e["labels"])
+            batch["labels"] = labels
+        else:
+            ids, batch["labels"] = self._mask_tokens(ids, attention)
+        batch["input_ids"] = ids
+        batch["attention_mask"] = attention
+        return batch
+
+    def _mask_tokens(self, ids: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self.generator
+        maskable = attention.bool() & ~torch.isin(ids, torch.as_tensor(self.special_ids, dtype=torch.long))
+        chosen = (torch.rand(ids.shape, generator=g) < self.mlm_probability) & maskable
+        # Every sequence predicts at least one token, so short strings still contribute.
+        none = ~chosen.any(dim=1) & maskable.any(dim=1)
+        for row in none.nonzero().reshape(-1).tolist():
+            candidates = maskable[row].nonzero().reshape(-1)
+            chosen[row, candidates[torch.randint(len(candidates), (1,), generator=g)]] = True
+        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        roll = torch.rand(ids.shape, generator=g)
+        ids = ids.clone()
+        ids[chosen & (roll < 0.8)] = self.mask_id
+        randomised = chosen & (roll >= 0.8) & (roll < 0.9)
+        ids[randomised] = torch.randint(self.vocab_size, ids.shape, generator=g)[randomised]
+        return ids, labels
+
+
+def make_collator(kind: str, tokenizer: Any, mlm_probability: float = 0.15, seed: int = 0) -> Collator:
+    return Collator(
+        kind=kind,
+        pad_id=tokenizer.pad_token_id,
+        mask_id=tokenizer.mask_token_id,
+        special_ids=tuple(tokenizer.all_special_ids),
+        vocab_size=len(tokenizer),
+        mlm_probability=mlm_probability,
+        generator=torch.Generator().manual_seed(seed),
+    )

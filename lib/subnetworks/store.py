@@ -1,0 +1,156 @@
+"""Run directories: every artefact path named in one place, atomic writes, DONE markers, environment records.
+
+A run is finished exactly when its ``DONE`` file exists; ``DONE`` is written last, after everything else was
+renamed into place, so a run killed at any moment is either finished or redone, never half-taken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import repo_root
+
+DONE = "DONE"
+
+
+class ArtifactError(RuntimeError):
+    """An artefact is missing or damaged, or the artefacts directory cannot be written."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing: rerun the stage that writes it") from None
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path} is damaged ({err}): delete it and rerun the stage that writes it") from err
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """``artifacts/<stage>/<task>/<unit>/<stage>_<key>/seed_<s>/`` (no seed level for seedless stages)."""
+
+    path: Path
+
+    @classmethod
+    def at(cls, artifacts: Path | str, stage: str, task: str, unit: str, key: str, seed: int | None = None) -> "RunDir":
+        path = Path(artifacts) / stage / task / unit / f"{stage}_{key}"
+        return cls(path / f"seed_{seed}" if seed is not None else path)
+
+    def sub(self, name: str) -> "RunDir":
+        return RunDir(self.path / name)
+
+    @property
+    def done(self) -> bool:
+        return (self.path / DONE).exists()
+
+    def mark_done(self) -> None:
+        atomic_write_bytes(self.path / DONE, b"")
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, obj: Any) -> None:
+        write_json(self.path / name, obj)
+
+    def read_json(self, name: str) -> Any:
+        return read_json(self.path / name)
+
+    def require_done(self, what: str) -> None:
+        if not self.done:
+            raise ArtifactError(f"{what} has not finished ({self.path} has no DONE): run that stage first")
+
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment(device: str) -> dict[str, Any]:
+    """What produced a run: code version, library versions, machine and device."""
+    import datasets
+    import torch
+    import transformers
+
+    from . import __version__
+
+    info = {
+        "subnetworks": __version__,
+        "git_sha": _git_sha(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class LockedError(RuntimeError):
+    """Another study run holds the artefacts directory."""
+
+
+@contextmanager
+def exclusive(artifacts: Path | str) -> Iterator[None]:
+    """Hold the artefacts directory for one ``run`` at a time; a second one refuses at once with the holder's pid."""
+    from filelock import FileLock, Timeout
+
+    artifacts = Path(artifacts)
+    try:
+        artifacts.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ArtifactError(f"cannot create the artefacts directory {artifacts}: {err}") from err
+    if not os.access(artifacts, os.W_OK):
+        raise ArtifactError(f"the artefacts directory {artifacts} is not writable: choose another with --artifacts")
+    owner = artifacts / ".lock.owner"
+    lock = FileLock(str(artifacts / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = owner.read_text().strip() if owner.exists() else "unknown"
+        raise LockedError(
+            f"another run (pid {holder}) is using {artifacts}: wait for it to finish, or use another --artifacts"
+        ) from None
+    try:
+        owner.write_text(str(os.getpid()))
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()

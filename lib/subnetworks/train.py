@@ -1,0 +1,182 @@
+"""Fine-tuning with a fixed mask, and evaluation (accuracy, entity F1, masked-token accuracy and perplexity).
+
+Masked weights are kept at exactly zero by re-applying the mask after every optimiser step: AdamW's moments and
+weight decay would otherwise move them. That is one in-place multiply per prunable tensor a step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import Collator
+from .masks import Mask
+from .models import encoder_parameters
+from .prune import apply_mask
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    final_loss: float
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _mlm_head(model: nn.Module) -> nn.Module:
+    for attr in ("cls", "lm_head"):
+        if hasattr(model, attr):
+            return getattr(model, attr)
+    raise TypeError(f"{type(model).__name__} has no MLM head (cls / lm_head)")
+
+
+def forward_loss(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits). For MLM the vocabulary projection runs only at masked positions: it dominates the cost."""
+    if kind != "mlm":
+        out = model(**batch)
+        return out.loss, out.logits
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    hidden = model.base_model(**inputs).last_hidden_state
+    where = labels != -100
+    logits = _mlm_head(model)(hidden[where])
+    return nn.functional.cross_entropy(logits.float(), labels[where]), logits
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+
+
+def total_steps(cfg: TrainConfig, n_examples: int) -> int:
+    if cfg.max_steps:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.epochs * math.ceil(n_examples / cfg.batch_size)))
+
+
+def freeze_word_embeddings(model: nn.Module) -> None:
+    model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+
+
+def finetune(
+    model: nn.Module,
+    kind: str,
+    train_set: Sequence[dict],
+    collator: Collator,
+    cfg: TrainConfig,
+    *,
+    mask: Mask | None,
+    seed: int,
+    device: torch.device,
+    progress: bool = True,
+    desc: str = "fine-tune",
+) -> TrainResult:
+    """Train ``model`` in place on ``train_set`` with ``mask`` held fixed; bit-identical on CPU for a fixed seed."""
+    torch.manual_seed(seed)
+    collator.generator = torch.Generator().manual_seed(seed + 1)
+    model.to(device).train()
+    if cfg.freeze_word_embeddings:
+        freeze_word_embeddings(model)
+    params = encoder_parameters(model)
+    if mask is not None:
+        mask = Mask({n: t.to(device) for n, t in mask.tensors.items()}, mask.meta)
+        apply_mask(params, mask)
+    steps = total_steps(cfg, len(train_set))
+    optimizer = _optimizer(model, cfg)
+    warmup = int(cfg.warmup_ratio * steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
+    )
+    loader_rng = torch.Generator().manual_seed(seed)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=loader_rng)
+    start, done, loss_value = time.perf_counter(), 0, float("nan")
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    while done < steps:
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with _autocast(device):
+                loss, _ = forward_loss(model, kind, batch)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            if mask is not None:
+                apply_mask(params, mask)
+            done += 1
+            loss_value = float(loss.detach())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+            if done >= steps:
+                break
+    bar.close()
+    model.eval()
+    return TrainResult(steps=done, seconds=time.perf_counter() - start, final_loss=loss_value)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    kind: str,
+    test_set: Sequence[dict],
+    collator: Collator,
+    *,
+    labels: Sequence[str] = (),
+    device: torch.device,
+    batch_size: int = 128,
+    mask_seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Task metrics on ``test_set``. ``score`` is the study's headline number (accuracy, F1, masked accuracy)."""
+    model.to(device).eval()
+    collator.generator = torch.Generator().manual_seed(mask_seed)
+    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    correct = total = 0
+    loss_sum = 0.0
+    gold_tags: list[list[str]] = []
+    pred_tags: list[list[str]] = []
+    for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with _autocast(device):
+            loss, logits = forward_loss(model, kind, batch)
+        gold = batch["labels"]
+        if kind == "mlm":
+            target = gold[gold != -100]
+            loss_sum += float(loss) * target.numel()
+            correct += int((logits.argmax(-1) == target).sum())
+            total += target.numel()
+        elif kind == "seqcls":
+            correct += int((logits.argmax(-1) == gold).sum())
+            total += gold.numel()
+        else:
+            predicted = logits.argmax(-1)
+            for g_row, p_row in zip(gold.tolist(), predicted.tolist()):
+                keep = [(g, p) for g, p in zip(g_row, p_row) if g != -100]
+                gold_tags.append([labels[g] for g, _ in keep])
+                pred_tags.append([labels[p] for _, p in keep])
+    if kind == "mlm":
+        return {"score": correct / total, "accuracy": correct / total, "perplexity": math.exp(loss_sum / total), "n_tokens": total}
+    if kind == "seqcls":
+        return {"score": correct / total, "accuracy": correct / total, "n": total}
+    from seqeval.metrics import accuracy_score, f1_score
+
+    f1 = float(f1_score(gold_tags, pred_tags, zero_division=0))
+    return {"score": f1, "f1": f1, "token_accuracy": float(accuracy_score(gold_tags, pred_tags)), "n": len(gold_tags)}

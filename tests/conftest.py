@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny BERT built from a config in code (no hub, no downloads) and its tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from subnetworks.smoke import tiny_bert_config, tiny_tokenizer
+
+LANGS = ["en", "ur"]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return tiny_tokenizer(LANGS)
+
+
+@pytest.fixture
+def tiny_mlm(tokenizer):
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    return BertForMaskedLM(tiny_bert_config(len(tokenizer)))
+
+
+@pytest.fixture
+def tiny_tokcls(tokenizer):
+    from transformers import BertForTokenClassification
+
+    torch.manual_seed(1)
+    return BertForTokenClassification(tiny_bert_config(len(tokenizer), num_labels=7))
+
+
+@pytest.fixture
+def tiny_seqcls(tokenizer):
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(2)
+    return BertForSequenceClassification(tiny_bert_config(len(tokenizer), num_labels=3))

@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+from subnetworks.masks import Mask
+from subnetworks.models import encoder_parameters
+from subnetworks.prune import (
+    DEFAULT_PRUNABLE,
+    apply_mask,
+    kept_count,
+    magnitude_prune,
+    random_mask_like,
+    select_prunable,
+    validate_schedule,
+)
+
+
+def test_default_patterns_select_exactly_the_study_tensors(tiny_seqcls):
+    names = select_prunable(encoder_parameters(tiny_seqcls))
+    # 2 layers x (q, k, v, attention output, intermediate, output) + pooler
+    assert len(names) == 2 * 6 + 1
+    assert all(n.endswith(".weight") for n in names)
+    assert not any("embeddings" in n or "LayerNorm" in n for n in names)
+    assert "pooler.dense.weight" in names
+
+
+def test_defaults_work_for_xlmr_names():
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    config = XLMRobertaConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    names = select_prunable(encoder_parameters(XLMRobertaForMaskedLM(config)))
+    assert len(names) == 6
+
+
+def test_patterns_matching_nothing_are_an_error():
+    with pytest.raises(ValueError, match="no parameter matches"):
+        select_prunable(["bert.encoder.layer.0.attention.self.query.weight"], DEFAULT_PRUNABLE)
+
+
+def test_magnitude_prune_keeps_the_largest_exactly():
+    weights = {"a": torch.tensor([[0.1, -0.9], [0.5, 0.2]]), "b": torch.tensor([-0.3, 0.8, 0.05])}
+    full = Mask.full({"a": (2, 2), "b": (3,)})
+    mask = magnitude_prune(weights, full, 0.6)  # 7 weights, keep 7 - round(4.2) = 3
+    assert mask.kept == 3
+    assert mask.tensors["a"].tolist() == [[False, True], [True, False]]
+    assert mask.tensors["b"].tolist() == [False, True, False]
+    assert float(mask.meta["threshold"]) == pytest.approx(0.5)
+
+
+def test_only_kept_weights_compete_and_levels_nest():
+    g = torch.Generator().manual_seed(0)
+    weights = {"a": torch.randn(13, 11, generator=g), "b": torch.randn(37, generator=g)}
+    mask = Mask.full({n: w.shape for n, w in weights.items()})
+    total = mask.numel
+    for sparsity in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]:
+        weights = {n: w + 0.3 * torch.randn(w.shape, generator=g) for n, w in weights.items()}  # "training"
+        new = magnitude_prune(weights, mask, sparsity)
+        assert new.kept == kept_count(total, sparsity)
+        assert new.issubset(mask)
+        mask = new
+
+
+def test_ties_are_broken_by_lowest_global_index():
+    weights = {"a": torch.tensor([1.0, 1.0, 1.0]), "b": torch.tensor([1.0, 2.0])}
+    mask = magnitude_prune(weights, Mask.full({"a": (3,), "b": (2,)}), 0.4)  # keep 3 of 5
+    assert mask.tensors["b"].tolist() == [False, True]
+    assert mask.tensors["a"].tolist() == [True, True, False]
+    assert mask.meta["ties_at_threshold"] == "4"
+
+
+def test_magnitude_prune_is_pure_and_deterministic():
+    weights = {"a": torch.randn(50, 7)}
+    before = weights["a"].clone()
+    full = Mask.full({"a": (50, 7)})
+    assert magnitude_prune(weights, full, 0.5) == magnitude_prune(weights, full, 0.5)
+    assert torch.equal(weights["a"], before) and full.kept == 350
+
+
+def test_cannot_prune_backwards():
+    weights = {"a": torch.randn(10)}
+    half = magnitude_prune(weights, Mask.full({"a": (10,)}), 0.5)
+    with pytest.raises(ValueError, match="keeps only"):
+        magnitude_prune(weights, half, 0.2)
+
+
+@pytest.mark.parametrize("schedule, message", [([], "empty"), ([0.5, 0.5], "increasing"), ([0.0], "outside"), ([1.0], "outside"), ([0.8, 0.5], "increasing")])
+def test_bad_schedules(schedule, message):
+    with pytest.raises(ValueError, match=message):
+        validate_schedule(schedule)
+
+
+def test_random_mask_keeps_per_tensor_density():
+    g = torch.Generator().manual_seed(1)
+    mask = Mask({"a": torch.rand(40, 9, generator=g) < 0.3, "b": torch.rand(37, generator=g) < 0.7})
+    rand = random_mask_like(mask, seed=5)
+    for n in mask.tensors:
+        assert int(rand.tensors[n].sum()) == int(mask.tensors[n].sum())
+    assert rand == random_mask_like(mask, seed=5)
+    assert rand != random_mask_like(mask, seed=6)
+
+
+def test_apply_mask_zeroes_exactly_the_pruned_weights(tiny_mlm):
+    params = encoder_parameters(tiny_mlm)
+    names = select_prunable(params)
+    mask = magnitude_prune({n: params[n] for n in names}, Mask.full({n: params[n].shape for n in names}), 0.7)
+    untouched = {n: p.detach().clone() for n, p in params.items() if n not in names}
+    apply_mask(params, mask)
+    for n in names:
+        assert bool((params[n][~mask.tensors[n]] == 0).all())
+        assert bool((params[n][mask.tensors[n]] != 0).all())
+    for n, value in untouched.items():
+        assert torch.equal(params[n], value)
