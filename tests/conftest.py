@@ -9,6 +9,8 @@ from subnetworks.smoke import tiny_bert_config, tiny_tokenizer
 
 LANGS = ["en", "ur"]
 
+torch.set_num_threads(1)  # tiny models: one thread is fastest and avoids OpenMP contention on 2 cores
+
 
 @pytest.fixture(scope="session")
 def tokenizer():

@@ -59,7 +59,10 @@ def load_model(
     head_seed: int = 0,
 ) -> nn.Module:
     """Pre-trained weights θ0 plus a task head initialised from ``head_seed`` (so a rewound head is reproducible)."""
+    from transformers.utils import logging as hf_logging
+
     auto = _auto_class(kind)
+    hf_logging.set_verbosity_error()  # the load report lists the new head as "missing": expected, not news
     kwargs: dict = {"revision": revision} if revision else {}
     if kind != "mlm":
         if not num_labels:

@@ -4,6 +4,7 @@ resumes an unfinished one where it stopped. Notebooks call these; the pipeline r
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -119,6 +120,7 @@ def run_data(ctx: Context, task: str, lang: str) -> RunDir:
     run = ctx.data_dir(task, lang)
     if run.done:
         return run
+    start = time.perf_counter()
     cfg = ctx.study.task(task)
     raw = load_task(cfg, lang, ctx.study.runtime.data_dir)
     encoded = datasets.DatasetDict({s: encode(raw[s], cfg.kind, ctx.tokenizer, cfg.max_length) for s in raw})
@@ -141,6 +143,7 @@ def run_data(ctx: Context, task: str, lang: str) -> RunDir:
         stats["test_majority_rate"] = float(counts.max() / counts.sum())
     run.write_json("stats.json", stats)
     run.write_json("env.json", environment(str(ctx.device)))
+    run.write_json("timing.json", {"seconds": time.perf_counter() - start})
     run.mark_done()
     return run
 
@@ -208,6 +211,7 @@ def run_prune(ctx: Context, task: str, lang: str, seed: int) -> RunDir:
     run = ctx.prune_dir(task, lang, seed)
     if run.done:
         return run
+    start = time.perf_counter()
     cfg = ctx.study.task(task)
     prune_cfg = ctx.study.prune
     schedule = [0.0, *prune_cfg.schedule]
@@ -244,6 +248,7 @@ def run_prune(ctx: Context, task: str, lang: str, seed: int) -> RunDir:
     run.write_json("metrics.json", {"levels": levels, "head_at_rewind": prune_cfg.head_at_rewind})
     run.write_json("params.json", {"task": task, "lang": lang, "seed": seed, "key": ctx.prune_key(task, lang)})
     run.write_json("env.json", environment(str(ctx.device)))
+    run.write_json("timing.json", {"seconds": time.perf_counter() - start})
     run.mark_done()
     return run
 
@@ -281,6 +286,7 @@ def run_transfer(ctx: Context, task: str, source: str, sparsity: float, seed: in
     run = ctx.transfer_dir(task, source, sparsity, seed)
     if run.done:
         return run
+    start = time.perf_counter()
     ctx.prune_dir(task, source, seed).require_done(f"IMP for {task}/{source} (seed {seed})")
     cfg = ctx.study.task(task)
     rows = []
@@ -300,6 +306,7 @@ def run_transfer(ctx: Context, task: str, source: str, sparsity: float, seed: in
         rows.append(sub.read_json("metrics.json"))
     run.write_json("metrics.json", rows)
     run.write_json("env.json", environment(str(ctx.device)))
+    run.write_json("timing.json", {"seconds": time.perf_counter() - start})
     run.mark_done()
     return run
 
@@ -314,6 +321,7 @@ def run_overlap(ctx: Context, task: str) -> RunDir:
     run = ctx.overlap_dir(task)
     if run.done:
         return run
+    start = time.perf_counter()
     langs = ctx.study.task_languages(task)
     for lang in langs:
         for seed in ctx.study.seeds:
@@ -346,5 +354,6 @@ def run_overlap(ctx: Context, task: str) -> RunDir:
         pd.DataFrame(rows).to_csv(tmp, index=False)
         tmp.replace(run.file(name))
     run.write_json("env.json", environment(str(ctx.device)))
+    run.write_json("timing.json", {"seconds": time.perf_counter() - start})
     run.mark_done()
     return run

@@ -1,0 +1,111 @@
+import math
+
+import pytest
+
+from subnetworks.config import (
+    ConfigError,
+    PruneParams,
+    StudyConfig,
+    TrainConfig,
+    from_dict,
+    load_study,
+    run_key,
+    validate_notebook_params,
+)
+from subnetworks.stages import Context
+
+SMOKE = "params/smoke.yaml"
+
+
+def test_every_params_file_loads():
+    for name in ("smoke", "paper"):
+        study = load_study(f"params/{name}.yaml")
+        assert isinstance(study, StudyConfig) and study.tasks
+
+
+def test_run_keys_are_pinned():
+    # Literal keys: if one changes, every finished run of every user is silently recomputed. Bump a stage's
+    # version on purpose instead.
+    assert run_key("prune", 1, TrainConfig()) == run_key("prune", 1, {})
+    assert run_key("prune", 1, TrainConfig(learning_rate=1e-4)) == "61a7d4a5e210"
+    ctx = Context.create(load_study(SMOKE), "/nonexistent")
+    assert ctx.data_key("xnli", "ur") == "e0d7fdb99d41"
+    assert ctx.prune_key("xnli", "ur") == "77dfca939087"
+    assert ctx.transfer_key("xnli", "ur", 0.5) == "2bb2b3287f0d"
+
+
+def test_keys_ignore_runtime_and_depend_on_what_matters(tmp_path):
+    text = open(SMOKE).read()
+    base = Context.create(load_study(SMOKE), tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text(text.replace("eval_batch_size: 64", "eval_batch_size: 8"))
+    assert Context.create(load_study(other), tmp_path).prune_key("ner", "en") == base.prune_key("ner", "en")
+    other.write_text(text.replace("schedule: [0.5, 0.8]", "schedule: [0.4, 0.8]").replace("sparsities: [0.5, 0.8]", "sparsities: [0.8]"))
+    assert Context.create(load_study(other), tmp_path).prune_key("ner", "en") != base.prune_key("ner", "en")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("languages: [en, ur, zh]", "languages: [en, xx]"), r"unknown language\(s\) \['xx'\]"),
+        (("kind: tokcls", "kind: ner"), "kind 'ner' is unknown"),
+        (("schedule: [0.5, 0.8]", "schedule: [0.8, 0.5]"), "not strictly increasing"),
+        (("schedule: [0.5, 0.8]", "schedule: [0.5, 1.0]"), r"outside \(0, 1\)"),
+        (("random_control: true", "random_control: yes please"), "must be true or false"),
+        (("max_train: 64", "max_train: lots"), "must be an integer"),
+        (("head_at_rewind: init", "head_at_rewind: init\n  warmup: 3"), r"unknown parameter\(s\) \['warmup'\]"),
+        (("name: smoke", "name: [smoke"), "not valid YAML"),
+        (("sparsities: [0.5, 0.8]", "sparsities: [0.5, 0.7]"), "not a level of prune.schedule"),
+    ],
+)
+def test_bad_params_files_fail_with_a_message(tmp_path, edit, message):
+    bad = tmp_path / "bad.yaml"
+    text = open(SMOKE).read()
+    assert edit[0] in text
+    bad.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(ConfigError, match=message):
+        load_study(bad)
+
+
+def test_missing_params_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_study("params/nope.yaml")
+
+
+def test_types_are_checked_strictly():
+    assert from_dict(TrainConfig, {"learning_rate": 1}).learning_rate == 1.0
+    with pytest.raises(ConfigError, match="must be a number"):
+        from_dict(TrainConfig, {"learning_rate": math.nan})
+    with pytest.raises(ConfigError, match="must be an integer"):
+        from_dict(TrainConfig, {"batch_size": True})
+
+
+def _globals(**values):
+    base = {"params_file": SMOKE, "artifacts": "", "task": "ner", "lang": "ur", "seed": 57}
+    base.update(values)
+    return {**base, "In": [], "Out": {}, "_": None, "get_ipython": print}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lang": math.nan}, "must be a string, got nan"),
+        ({"lang": "xx"}, r"unknown language 'xx' for task 'ner': use one of \['en', 'ur', 'zh'\]"),
+        ({"task": "pos"}, r"unknown task 'pos': this study has tasks \['mlm', 'ner', 'xnli'\]"),
+        ({"langauge": "ur"}, r"unknown parameter\(s\) \['langauge'\] for 02_prune.ipynb"),
+        ({"seed": "57"}, "must be an integer"),
+        ({"seed": 1}, "not among the study's seeds"),
+        ({"task": "xnli", "lang": "zh"}, r"unknown language 'zh' for task 'xnli'"),
+    ],
+)
+def test_bad_notebook_parameters(values, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_notebook_params("02_prune", _globals(**values))
+
+
+def test_good_notebook_parameters_and_bad_sparsity():
+    params, study = validate_notebook_params("02_prune", _globals())
+    assert params == PruneParams(params_file=SMOKE, task="ner", lang="ur", seed=57) and study.name == "smoke"
+    g = {"params_file": SMOKE, "artifacts": "", "task": "ner", "source": "ur", "sparsity": 1.5, "seed": 57}
+    with pytest.raises(ConfigError, match=r"outside \(0, 1\)"):
+        validate_notebook_params("03_transfer", g)

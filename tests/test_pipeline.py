@@ -1,0 +1,126 @@
+"""The smoke study end to end through the CLI and papermill, the stage notebooks themselves, and the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from subnetworks.config import NOTEBOOK_PARAMS, load_study
+from subnetworks.pipeline import plan
+from subnetworks.stages import MASK_FILES, Context
+from subnetworks.store import exclusive
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1")
+
+
+def smoke_params(root: Path) -> Path:
+    """params/smoke.yaml with its model, data, artefacts and reports under ``root``."""
+    from subnetworks.smoke import make_smoke_assets
+
+    data = yaml.safe_load((ROOT / "params/smoke.yaml").read_text())
+    assets = make_smoke_assets(root / "assets", data["languages"])
+    data["model"]["name"] = str(assets["model"])
+    for task in data["tasks"].values():
+        task["dataset"] = str(assets[Path(task["dataset"]).name])
+    data["runtime"].update(artifacts=str(root / "artifacts"), reports_dir=str(root / "reports"))
+    path = root / "smoke.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "subnetworks", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    params = smoke_params(root)
+    first = cli("run", str(params))
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = cli("run", str(params))
+    assert second.returncode == 0, second.stderr[-3000:]
+    return root, params, first, second
+
+
+def _timings(root: Path) -> dict:
+    return json.loads((root / "artifacts" / "timings.json").read_text())
+
+
+def test_every_stage_run_finished_with_its_artefacts(smoke):
+    root, params, first, _ = smoke
+    ctx = Context.create(load_study(params))
+    runs = plan(ctx, params)
+    assert len(runs) == 8 + 8 + 16 + 3  # data, prune, transfer, overlap
+    for run in runs:
+        assert run.finished, run.label
+        executed = nbformat.read(str(run.run_dir.file("notebook.ipynb")), as_version=4)
+        assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
+    for task in ctx.study.tasks:
+        for lang in ctx.study.task_languages(task):
+            prune = ctx.prune_dir(task, lang, 57)
+            levels = prune.read_json("metrics.json")["levels"]
+            assert [lvl["sparsity"] for lvl in levels] == [0.0, 0.5, 0.8]
+            assert all(prune.file(f) .exists() for f in ("params.json", "env.json"))
+            for sparsity in (0.5, 0.8):
+                for kind in MASK_FILES:
+                    assert ctx.mask_path(task, lang, 57, sparsity, kind).exists()
+        for name in ("pairwise.csv", "shared.csv", "controls.csv"):
+            assert ctx.overlap_dir(task).file(name).exists()
+    assert (root / "reports" / "report.html").exists()
+
+
+def test_a_second_run_does_no_work(smoke):
+    root, _, first, second = smoke
+    assert "0 to run" in second.stdout
+    assert _timings(root)["executed"] == 0
+
+
+def test_status_reports_everything_done(smoke):
+    _, params, _, _ = smoke
+    out = cli("status", str(params))
+    assert out.returncode == 0 and out.stdout.strip().endswith("35 done")
+
+
+def test_a_concurrent_run_is_refused(smoke):
+    root, params, _, _ = smoke
+    with exclusive(root / "artifacts"):
+        out = cli("run", str(params))
+    assert out.returncode == 2 and "another run" in out.stderr
+
+
+def test_bad_notebook_parameters_fail_in_the_validation_cell(smoke, tmp_path):
+    import papermill
+
+    _, params, _, _ = smoke
+    for extra, message in (({"lang": float("nan")}, "must be a string"), ({"langauge": "ur"}, "unknown parameter")):
+        with pytest.raises(papermill.PapermillExecutionError, match=message) as err:
+            papermill.execute_notebook(
+                str(ROOT / "notebooks/02_prune.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                parameters={"params_file": str(params), **extra}, progress_bar=False, cwd=str(ROOT),
+            )
+        assert err.value.exec_count == 2  # the validation cell, right after the parameters
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_stripped_and_declare_their_stage_parameters(path):
+    book = nbformat.read(str(path), as_version=4)
+    assert book.metadata["kernelspec"]["name"] == "python3" and book.metadata["language_info"]["name"] == "python"
+    assert book.cells[0].cell_type == "markdown"
+    tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    names = {line.split("=")[0].strip() for line in tagged[0].source.splitlines() if "=" in line}
+    expected = {f for f in NOTEBOOK_PARAMS[path.stem].__dataclass_fields__}
+    assert names == expected
+    for cell in book.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs: strip it"
