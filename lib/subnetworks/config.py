@@ -103,6 +103,7 @@ class RuntimeConfig:
     eval_batch_size: int = 128
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
     progress: bool = True  # tqdm progress bars
+    readme_results: bool = False  # copy the report's results.md into README.md between its result markers
 
 
 @dataclass(frozen=True)

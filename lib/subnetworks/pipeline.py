@@ -178,6 +178,20 @@ def render_report(ctx: Context, params_file: Path, kernel: SharedKernel, reports
     return paths["html"]
 
 
+README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def update_readme(results: Path, readme: Path = repo_root() / "README.md") -> None:
+    """Replace the README's results section by the report's ``results.md``: numbers come from the run, not a person."""
+    start, end = README_MARKERS
+    text = readme.read_text(encoding="utf-8")
+    if start not in text or end not in text or not results.exists():
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{results.read_text(encoding='utf-8').strip()}\n{end}{tail}", encoding="utf-8")
+
+
 def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = (), *,
               reports_dir: str | Path = "", echo=print) -> dict[str, Any]:
     """The whole study: every unfinished stage run, then the report. Returns the timings it measured."""
@@ -213,6 +227,8 @@ def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: It
         summary["orchestration_share"] = (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / total
     write_json(ctx.artifacts / "timings" / f"{time.strftime('%Y%m%d-%H%M%S')}.json", summary)
     write_json(ctx.artifacts / "timings.json", summary)
+    if ctx.study.runtime.readme_results:
+        update_readme(html.parent / "results.md")
     echo(f"done in {total:.1f} s; report: {html}")
     return summary
 
