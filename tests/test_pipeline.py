@@ -10,10 +10,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
-
 from subnetworks.config import NOTEBOOK_PARAMS, load_study
 from subnetworks.pipeline import plan
+from subnetworks.smoke import write_smoke_params
 from subnetworks.stages import MASK_FILES, Context
 from subnetworks.store import exclusive
 
@@ -23,18 +22,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFL
 
 
 def smoke_params(root: Path) -> Path:
-    """params/smoke.yaml with its model, data, artefacts and reports under ``root``."""
-    from subnetworks.smoke import make_smoke_assets
-
-    data = yaml.safe_load((ROOT / "params/smoke.yaml").read_text())
-    assets = make_smoke_assets(root / "assets", data["languages"])
-    data["model"]["name"] = str(assets["model"])
-    for task in data["tasks"].values():
-        task["dataset"] = str(assets[Path(task["dataset"]).name])
-    data["runtime"].update(artifacts=str(root / "artifacts"), reports_dir=str(root / "reports"))
-    path = root / "smoke.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_smoke_params(root)
 
 
 def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -151,6 +151,23 @@ def make_hub_datasets(root: Path, languages: list[str], n_train: int = 96, n_tes
     return folders
 
 
+def write_smoke_params(root: Path, source: Path | None = None) -> Path:
+    """A copy of ``params/smoke.yaml`` whose model, data, artefacts and reports all live under ``root``."""
+    import yaml
+
+    from .config import repo_root
+
+    data = yaml.safe_load((source or repo_root() / "params" / "smoke.yaml").read_text(encoding="utf-8"))
+    assets = make_smoke_assets(root / "assets", data["languages"])
+    data["model"]["name"] = str(assets["model"])
+    for task in data["tasks"].values():
+        task["dataset"] = str(assets[Path(task["dataset"]).name])
+    data["runtime"].update(artifacts=str(root / "artifacts"), reports_dir=str(root / "reports"))
+    path = root / "smoke.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
 def make_smoke_assets(root: Path, languages: list[str]) -> dict[str, Path]:
     """Everything ``params/smoke.yaml`` needs, under ``root`` (default ``.cache/smoke``)."""
     folders = make_hub_datasets(root, languages)

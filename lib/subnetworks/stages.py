@@ -32,6 +32,7 @@ class Context:
     study: StudyConfig
     artifacts: Path
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _pretrained: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, study: StudyConfig, artifacts: str | Path = "") -> "Context":
@@ -103,10 +104,22 @@ class Context:
     def tokenizer(self):
         return load_tokenizer(self.model_path, self.study.model.revision or None)
 
-    def build_model(self, kind: str, num_labels: int | None, seed: int) -> torch.nn.Module:
-        return load_model(
-            self.model_path, kind, num_labels=num_labels, revision=self.study.model.revision or None, head_seed=seed
-        )
+    def pretrained(self, kind: str, num_labels: int | None, seed: int) -> tuple[torch.nn.Module, dict]:
+        """θ0 with a task head initialised from ``seed``, and a copy of that state to rewind to.
+
+        Loaded from disk once per (kind, labels, seed); later calls rewind the same model in place, which gives
+        the same weights as a fresh load for a fraction of the cost.
+        """
+        key = (kind, num_labels, seed)
+        if key not in self._pretrained:
+            self._pretrained.clear()  # one model in memory at a time
+            model = load_model(
+                self.model_path, kind, num_labels=num_labels, revision=self.study.model.revision or None, head_seed=seed
+            )
+            self._pretrained[key] = (model, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        model, theta0 = self._pretrained[key]
+        model.load_state_dict(theta0)
+        return model, theta0
 
     def mask_meta(self, task: str, lang: str, seed: int) -> dict[str, str]:
         model = self.study.model
@@ -183,7 +196,7 @@ def train_and_score(
     encoded, stats = load_data(ctx, task, lang)
     labels = stats["labels"]
     if model is None:
-        model = ctx.build_model(cfg.kind, len(labels) or None, seed)
+        model, _ = ctx.pretrained(cfg.kind, len(labels) or None, seed)
     if mask is not None:
         mask.validate_against(encoder_shapes(model), ctx.study.model.name)
     collator = make_collator(cfg.kind, ctx.tokenizer, cfg.mlm_probability)
@@ -216,8 +229,7 @@ def run_prune(ctx: Context, task: str, lang: str, seed: int) -> RunDir:
     prune_cfg = ctx.study.prune
     schedule = [0.0, *prune_cfg.schedule]
     _, stats = load_data(ctx, task, lang)
-    model = ctx.build_model(cfg.kind, len(stats["labels"]) or None, seed)
-    theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model, theta0 = ctx.pretrained(cfg.kind, len(stats["labels"]) or None, seed)
     names = select_prunable(encoder_parameters(model), prune_cfg.patterns)
     shapes = encoder_shapes(model)
     head = [k for k in theta0 if not k.startswith(model.base_model_prefix + ".")]
@@ -293,13 +305,19 @@ def run_transfer(ctx: Context, task: str, source: str, sparsity: float, seed: in
     jobs = [("imp", target) for target in ctx.study.task_languages(task)]
     if ctx.study.transfer.random_control:
         jobs.append(("random", source))
+    reuse_diagonal = cfg.transfer_train == cfg.imp_train
     for kind, target in jobs:
         sub = run.sub(f"{kind}_to_{target}")
         if not sub.done:
-            mask = M.load_mask(ctx.mask_path(task, source, seed, sparsity, kind))
-            metrics = train_and_score(
-                ctx, task, target, seed, mask, cfg.transfer_train, desc=f"{task} {source}→{target} {kind} {sparsity:.0%}"
-            )
+            if reuse_diagonal and kind == "imp" and target == source:
+                # The same mask, data, seed and training as the IMP level itself: its result, not a rerun.
+                level = ctx.prune_dir(task, source, seed).sub(f"level_{ctx.level_of(sparsity):02d}")
+                metrics = {**level.read_json("metrics.json"), "reused_from": str(level.path)}
+            else:
+                mask = M.load_mask(ctx.mask_path(task, source, seed, sparsity, kind))
+                metrics = train_and_score(
+                    ctx, task, target, seed, mask, cfg.transfer_train, desc=f"{task} {source}→{target} {kind} {sparsity:.0%}"
+                )
             metrics.update(source=source, target=target, mask=kind, sparsity=sparsity, seed=seed)
             sub.write_json("metrics.json", metrics)
             sub.mark_done()
