@@ -41,7 +41,7 @@ def smoke(tmp_path_factory):
 
 
 def _timings(root: Path) -> dict:
-    return json.loads((root / "artifacts" / "timings.json").read_text())
+    return json.loads((root / "artifacts" / "timings-latest.json").read_text())
 
 
 def test_every_stage_run_finished_with_its_artefacts(smoke):

@@ -58,6 +58,7 @@ class TaskConfig:
     max_test: int = 0
     mlm_probability: float = 0.15
     languages: tuple[str, ...] = ()  # the study languages this task has (XNLI has no fa); empty = all
+    label: str = ""  # how reports name the task (e.g. what it stands in for); not part of any run key
     imp_train: TrainConfig = TrainConfig()
     transfer_train: TrainConfig = TrainConfig()
 
@@ -92,6 +93,48 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class SlurmStageConfig:
+    """What each Slurm job of a CPU stage (data, overlap, report) asks for (``--executor slurm``)."""
+
+    partition: str = ""  # empty: runtime.slurm.partition
+    time_min: int = 120  # wall-clock limit per job; near it the job is checkpointed and requeued
+    gpus: int = 0  # GPUs per job (--gpus-per-node)
+    cpus: int = 4  # CPUs per job (--cpus-per-task); also the job's OMP_NUM_THREADS
+    mem_gb: float = 16.0  # memory per job (--mem); 0 = the partition's default
+    extra: dict[str, str] = field(default_factory=dict)  # further sbatch options, e.g. {constraint: a100}
+
+
+@dataclass(frozen=True)
+class SlurmTrainStageConfig(SlurmStageConfig):
+    """What each Slurm job of a training stage (prune, transfer) asks for; a GPU by default."""
+
+    time_min: int = 1440
+    gpus: int = 1
+    cpus: int = 8
+    mem_gb: float = 32.0
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """How ``--executor slurm`` submits: one job per stage run, one array job per stage and task."""
+
+    partition: str = ""  # every stage's partition unless the stage names one; empty: the cluster's default
+    account: str = ""
+    qos: str = ""
+    folder: str = ""  # submitit's job files and logs; empty: <artifacts>/slurm (on a file system the nodes share)
+    python: str = ""  # the command that starts Python on the nodes; empty: this interpreter (a shared .venv)
+    setup: tuple[str, ...] = ()  # shell lines every job runs first, e.g. "module load cuda"
+    max_requeues: int = 10  # time-outs after which a job is no longer requeued (preemptions do not count)
+    array_parallelism: int = 256  # array tasks of one array job that may run at once
+    poll_seconds: float = 30.0  # run --wait: seconds between two looks at the queue
+    data: SlurmStageConfig = SlurmStageConfig()
+    prune: SlurmTrainStageConfig = SlurmTrainStageConfig()
+    transfer: SlurmTrainStageConfig = SlurmTrainStageConfig()
+    overlap: SlurmStageConfig = SlurmStageConfig()
+    report: SlurmStageConfig = SlurmStageConfig()
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """Where things live and what runs them; outside the run key (it does not change results)."""
 
@@ -104,6 +147,8 @@ class RuntimeConfig:
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
     progress: bool = True  # tqdm progress bars
     readme_results: bool = False  # copy the report's results.md into README.md between its result markers
+    executor: str = "local"  # local: one stage run after another here | slurm: Slurm jobs through submitit
+    slurm: SlurmConfig = SlurmConfig()  # what --executor slurm asks the cluster for, per stage
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ resumes an unfinished one where it stopped. Notebooks call these; the pipeline r
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +22,7 @@ from .prune import magnitude_prune, random_mask_like, select_prunable
 from .store import ArtifactError, RunDir, environment
 from .train import evaluate, finetune
 
-STAGE_VERSIONS = {"model": 1, "data": 1, "prune": 1, "transfer": 1, "overlap": 1}
+STAGE_VERSIONS = {"model": 1, "data": 1, "prune": 2, "transfer": 1, "overlap": 1}  # prune 2: per-language random seeds
 MASK_FILES = {"imp": "mask.safetensors", "random": "random_mask.safetensors", "pretrained": "pretrained_mask.safetensors"}
 
 
@@ -51,7 +52,7 @@ class Context:
 
     def data_key(self, task: str, lang: str) -> str:
         t = non_default(self.study.task(task))
-        fields = {k: v for k, v in t.items() if k not in ("imp_train", "transfer_train", "languages")}
+        fields = {k: v for k, v in t.items() if k not in ("imp_train", "transfer_train", "languages", "label")}
         return run_key("data", STAGE_VERSIONS["data"], {"task": task, "lang": lang, **fields}, {"model": self.model_key()})
 
     def prune_key(self, task: str, lang: str) -> str:
@@ -271,9 +272,16 @@ def _write_next_masks(ctx, ldir: RunDir, model, theta0, mask, full, sparsity: fl
     level = ldir.path.name
     trained = magnitude_prune({n: params[n] for n in mask.tensors}, mask, sparsity)
     M.save_mask(trained, ldir.file(MASK_FILES["imp"]), kind="imp", level=level)
-    M.save_mask(random_mask_like(trained, seed), ldir.file(MASK_FILES["random"]), level=level)
+    M.save_mask(random_mask_like(trained, control_seed(seed, trained.meta)), ldir.file(MASK_FILES["random"]), level=level)
     pretrained = magnitude_prune({n: theta0[prefix + n] for n in mask.tensors}, full, sparsity)
     M.save_mask(pretrained, ldir.file(MASK_FILES["pretrained"]), kind="pretrained", level=level)
+
+
+def control_seed(seed: int, meta: dict[str, str]) -> int:
+    """The random control's seed, distinct per task and language: one shared seed would give every language
+    the same random positions and make random masks look as if they overlapped."""
+    digest = hashlib.sha256(f"{seed}/{meta.get('task')}/{meta.get('lang')}".encode()).hexdigest()
+    return int(digest[:8], 16)
 
 
 def _save_head(model, names, path: Path) -> None:
