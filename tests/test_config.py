@@ -18,9 +18,23 @@ SMOKE = "params/smoke.yaml"
 
 
 def test_every_params_file_loads():
-    for name in ("smoke", "paper"):
+    for name in ("smoke", "paper", "demo", "offline-full"):
         study = load_study(f"params/{name}.yaml")
         assert isinstance(study, StudyConfig) and study.tasks
+
+
+def test_a_params_file_can_extend_another():
+    demo, full = load_study("params/demo.yaml"), load_study("params/offline-full.yaml")
+    assert len(full.languages) == 9 and set(demo.languages) < set(full.languages)
+    assert full.tasks == demo.tasks and full.prune == demo.prune and full.model == demo.model
+    assert full.runtime.artifacts != demo.runtime.artifacts
+
+
+def test_a_base_that_includes_itself_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_study(tmp_path / "a.yaml")
 
 
 def test_run_keys_are_pinned():

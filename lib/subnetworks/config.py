@@ -273,18 +273,37 @@ def _validate_study(study: StudyConfig) -> StudyConfig:
     return study
 
 
-def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate a params file."""
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
+
+
+def read_params(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A params file as a mapping; ``base: other.yaml`` (beside it) is read first and overridden key by key."""
     path = resolve_path(path)
     if not path.exists():
         raise ConfigError(f"params file {path} does not exist: use e.g. params/demo.yaml")
+    if path in _seen:
+        raise ConfigError(f"{path.name} includes itself through 'base'")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path} must hold a mapping of sections (model, languages, tasks, …)")
-    return _validate_study(from_dict(StudyConfig, data, where=path.name))
+    if "base" in data:
+        base = data.pop("base")
+        if not isinstance(base, str):
+            raise ConfigError(f"{path.name}: base must be the name of another params file")
+        data = _merge(read_params(path.parent / base, (*_seen, path)), data)
+    return data
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a params file."""
+    return _validate_study(from_dict(StudyConfig, read_params(path), where=Path(path).name))
 
 
 def repo_root() -> Path:
