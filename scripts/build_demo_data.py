@@ -8,17 +8,23 @@ Sources (Debian 12 packages, fetched with ``apt-get download``, never installed)
   packs are a parallel corpus of short UI strings.
 * ``iso-codes`` (LGPL-2.1+): ISO 3166-1 country names (JSON) and their translations (gettext ``.mo`` catalogues).
 
-Outputs (all UTF-8 JSON Lines, sorted, deterministic; rerunning rebuilds them byte for byte):
+Outputs (UTF-8 JSON Lines, sorted, deterministic; rerunning rebuilds them byte for byte):
 
-* ``messages/<lang>.jsonl``  ``{"id": "<file>#<message>[.<attribute>]", "text": ...}``: every displayable Fluent
-  string of the locale, select expressions resolved to their default variant, whitespace collapsed; variable
-  placeables (``{ $name }``), term references (``{ -brand-short-name }``) and message references (``{ other-id }``)
-  are kept visible. Terms (``-brand-short-name``) are included with ids ``<file>#-<term>``.
-* ``names/<lang>.jsonl``  ``{"type": "LOC"|"ORG", "id": ..., "name": ..., "source": ...}``: the entity lexicon for the
-  silver NER task: translated country names (LOC, iso-codes; untranslated names are left out) and the localised
-  organisation/brand names of the Firefox branding terms (ORG).
+* ``messages/<lang>.jsonl``  ``{"id": "<file>#<message>[.<attribute>]", "text": ...}``: the parallel corpus, i.e. the
+  strings present in all nine locales, translated (not an English copy in the non-Latin-script locales) and without
+  placeables; the same ids in the same order in every file. Used by the MLM and the sentence-classification tasks.
+* ``templates/<lang>.jsonl``  same fields: every string of the locale with a variable (``{ $name }``) or term
+  (``{ -brand-short-name }``) placeable, untranslated English copies left out: the NER templates.
+* ``names/<lang>.jsonl``  ``{"type": "LOC"|"ORG"|"PER", "id": ..., "name": ..., "source": ...}``: the entity lexicon
+  of the silver NER task: translated ISO 3166-1 country names (LOC; untranslated ones left out), the localised
+  Firefox/Mozilla brand names of the branding terms (ORG), the people credited in the langpack manifests (PER; by
+  script, see PER_SCRIPTS).
 * ``PROVENANCE.json``: package, version, file name and sha256 of every .deb used.
 * ``LICENSES.md``: the licences and where the text came from.
+
+Strings: select expressions resolved to their default variant (``*[other]``), markup (``<strong>``, ``<a …>``)
+removed, whitespace collapsed, keyboard shortcuts / CSS attributes and strings over MAX_CHARS dropped; variable
+placeables, term references and message references stay visible as ``{ $name }``, ``{ -term }``, ``{ message }``.
 
 Language codes are the paper's: ar de en fa fr hi ru ur zh (en from en-GB, hi from hi-IN, zh from zh-CN).
 
@@ -29,16 +35,16 @@ from __future__ import annotations
 import argparse
 import gettext
 import hashlib
-import io
 import json
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import unicodedata
 import zipfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 # paper language code -> (Debian package, Firefox locale, gettext catalogue directory or None for the JSON names)
 LOCALES: dict[str, tuple[str, str, str | None]] = {
@@ -169,12 +175,14 @@ def _parse_pattern(s: str, i: int) -> tuple[str, int]:
             break
         elif c == "\n":
             j = i + 1
-            while True:  # skip blank lines
+            breaks = 1
+            while True:  # skip blank lines (kept as empty lines if the pattern goes on)
                 k = j
                 while k < len(s) and s[k] in " \t":
                     k += 1
                 if k < len(s) and s[k] == "\n":
                     j = k + 1
+                    breaks += 1
                     continue
                 break
             if k >= len(s) or k == j:  # end of entry (or an unindented line)
@@ -184,7 +192,7 @@ def _parse_pattern(s: str, i: int) -> tuple[str, int]:
             if ch in ".[}" or (ch == "*" and s[k + 1 : k + 2] == "["):
                 i = j
                 break
-            out.append("\n")
+            out.append("\n" * breaks)
             i = k
         else:
             out.append(c)
@@ -266,10 +274,11 @@ def _parse_placeable(s: str, i: int) -> tuple[str, int]:
 
 def _entry_blocks(text: str) -> Iterator[str]:
     """Split a Fluent resource into entry blocks: a line starting at column 0 with an identifier (or ``-`` for a term)
-    plus its indented (or blank) continuation lines. Comments and junk lines end a block."""
+    plus its indented (or blank) continuation lines; a placeable's closing ``}`` may sit at column 0. Comments and junk
+    lines end a block."""
     block: list[str] | None = None
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if line[:1] in (" ", "\t") or line.strip() == "":
+        if line[:1] in (" ", "\t", "}") or line.strip() == "":
             if block is not None:
                 block.append(line)
             continue
@@ -376,7 +385,7 @@ def parallel_ids(messages: dict[str, dict[str, str]], reference: str = "en") -> 
     ref = messages[reference]
     keep = []
     for key in sorted(common):
-        if any("{" in messages[lang][key] for lang in messages):
+        if "#-" in key or any("{" in messages[lang][key] for lang in messages):  # term definitions, placeables
             continue
         if any(lang != reference and messages[lang][key] == ref[key] for lang in NON_LATIN if lang in messages):
             continue
@@ -384,9 +393,15 @@ def parallel_ids(messages: dict[str, dict[str, str]], reference: str = "en") -> 
     return keep
 
 
-def templates(messages: dict[str, str]) -> list[dict[str, str]]:
-    """The messages of one locale with at least one variable or term placeable (``{ $x }``, ``{ -x }``)."""
-    return [{"id": k, "text": messages[k]} for k in sorted(messages) if _SLOT.search(messages[k])]
+def templates(messages: dict[str, str], reference: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """The messages of one locale with at least one variable or term placeable (``{ $x }``, ``{ -x }``): the NER
+    templates. With ``reference`` (the English strings, for a NON_LATIN locale) untranslated copies are left out."""
+    reference = reference or {}
+    return [
+        {"id": k, "text": messages[k]}
+        for k in sorted(messages)
+        if _SLOT.search(messages[k]) and reference.get(k) != messages[k]
+    ]
 
 
 def read_xpi_ftl(xpi: Path | str, locale: str) -> dict[str, str]:
@@ -440,6 +455,76 @@ def org_names(messages: Iterable[dict[str, str]]) -> list[dict[str, str]]:
         if ident in wanted and "{" not in row["text"]:
             found.setdefault(ident, row["text"])
     return [{"type": "ORG", "id": k, "name": found[k], "source": "firefox-branding"} for k in sorted(found)]
+
+
+_CREDITS = re.compile(r"^(?P<lead>.*?)\s*\(contributors:\s*(?P<names>.*)\)\s*$", re.S)
+
+
+def script_of(name: str) -> str:
+    """The writing system of a name: the first word of the Unicode name of its first letter (LATIN, ARABIC, …)."""
+    for ch in name:
+        if ch.isalpha():
+            return unicodedata.name(ch, "UNKNOWN").split()[0]
+    return "UNKNOWN"
+
+
+def person_name(candidate: str) -> str | None:
+    """A credited person's name, or None. In cased scripts the leading run of capitalised words is kept
+    ("Александр Словесник и помощники" -> "Александр Словесник"); a name needs two or more words, no digits, no
+    e-mail or web address (drops handles, team and company names such as "mozilla.org" or "L’équipe francophone")."""
+    words = []
+    for w in candidate.split():
+        if any(c.isdigit() for c in w) or "@" in w or "." in w:
+            return None
+        first = next((c for c in w if c.isalpha()), "")
+        if first.lower() != first.upper() and not first.isupper():  # cased script, lower-case word: stop
+            break
+        words.append(w)
+    return " ".join(words) if len(words) >= 2 else None
+
+
+def credited_people(author: str) -> list[str]:
+    """Person names from a langpack manifest's ``author`` field ("Lead (contributors: A, B, …)"): the lead when it is a
+    person and every contributor, in the order given, without duplicates."""
+    m = _CREDITS.match(author.strip())
+    parts = [m.group("lead")] + m.group("names").split(",") if m else [author]
+    out: list[str] = []
+    for part in parts:
+        name = person_name(normalise_space(part))
+        if name and "mozilla" not in name.lower() and name not in out:
+            out.append(name)
+    return out
+
+
+def read_xpi_manifest(xpi: Path | str) -> dict:
+    with zipfile.ZipFile(xpi) as z:
+        return json.loads(z.read("manifest.json").decode("utf-8"))
+
+
+# Scripts whose credited names a language's PER lexicon may use: its own script plus, for languages whose own packs
+# credit localisers in Latin script (hi, zh) or have very few credited names (ru), the Latin-script names.
+PER_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "ar": ("ARABIC",),
+    "fa": ("ARABIC",),
+    "ur": ("ARABIC",),
+    "de": ("LATIN",),
+    "en": ("LATIN",),
+    "fr": ("LATIN",),
+    "hi": ("DEVANAGARI", "LATIN"),
+    "ru": ("CYRILLIC", "LATIN"),
+    "zh": ("CJK", "LATIN"),
+}
+
+
+def person_names(credits: dict[str, list[str]], lang: str) -> list[dict[str, str]]:
+    """The PER lexicon of ``lang``: the people credited in any of the nine langpacks (``credits``: {lang: names}) whose
+    names are written in one of PER_SCRIPTS[lang]."""
+    rows = []
+    for source in sorted(credits):
+        for k, name in enumerate(credits[source]):
+            if script_of(name) in PER_SCRIPTS[lang]:
+                rows.append({"type": "PER", "id": f"{source}-{k:02d}", "name": name, "source": f"langpack-credits-{source}"})
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -529,50 +614,71 @@ paths, the entity lexicon); no model is involved in labelling.
 """
 
 
-def build(out: Path, debs: dict[str, Path], work: Path) -> dict[str, object]:
-    """Extract the packages and write every output file under ``out``. Returns the provenance record."""
+def collect(debs: dict[str, Path], work: Path) -> dict[str, Any]:
+    """Extract the packages under ``work`` and read everything the outputs need: ``{"messages": {lang: {id: text}},
+    "names": {lang: [row]}, "provenance": {...}}``."""
     provenance = {"packages": []}
     for package in sorted(debs):
         deb = debs[package]
         provenance["packages"].append(
-            {
-                "package": deb_field(deb, "Package"),
-                "version": deb_field(deb, "Version"),
-                "file": deb.name,
-                "sha256": sha256(deb),
-            }
+            {"package": deb_field(deb, "Package"), "version": deb_field(deb, "Version"), "file": deb.name,
+             "sha256": sha256(deb)}
         )
     iso_root = extract_deb(debs[ISO_CODES_PACKAGE], work / ISO_CODES_PACKAGE)
     iso_3166_1 = json.loads((iso_root / "usr/share/iso-codes/json/iso_3166-1.json").read_text(encoding="utf-8"))
-
-    all_messages: dict[str, dict[str, str]] = {}
-    for lang, (package, locale, mo_dir) in LOCALES.items():
+    xpis: dict[str, Path] = {}
+    for lang, (package, locale, _) in LOCALES.items():
         root = extract_deb(debs[package], work / package)
-        xpis = sorted(root.glob(f"usr/lib/firefox-esr/browser/extensions/langpack-{locale}@*.xpi"))
-        if len(xpis) != 1:
-            raise FileNotFoundError(f"expected one langpack .xpi for {locale} in {package}, found {xpis}")
-        rows = messages_from_ftl(read_xpi_ftl(xpis[0], locale))
-        all_messages[lang] = {r["id"]: r["text"] for r in rows}
+        found = sorted(root.glob(f"usr/lib/firefox-esr/browser/extensions/langpack-{locale}@*.xpi"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"expected one langpack .xpi for {locale} in {package}, found {found}")
+        xpis[lang] = found[0]
+    credits = {lang: credited_people(read_xpi_manifest(xpi).get("author", "")) for lang, xpi in xpis.items()}
+    messages: dict[str, dict[str, str]] = {}
+    names: dict[str, list[dict[str, str]]] = {}
+    for lang, (package, locale, mo_dir) in LOCALES.items():
+        rows = messages_from_ftl(read_xpi_ftl(xpis[lang], locale))
+        messages[lang] = {r["id"]: r["text"] for r in rows}
         translations = None
         if mo_dir is not None:
             translations = read_mo(iso_root / "usr/share/locale" / mo_dir / "LC_MESSAGES" / "iso_3166-1.mo")
-        names = country_names(iso_3166_1, translations) + org_names(rows)
-        write_text(out / "names" / f"{lang}.jsonl", jsonl(sorted(names, key=lambda r: (r["type"], r["id"]))))
-        slots = templates(all_messages[lang])
-        write_text(out / "templates" / f"{lang}.jsonl", jsonl(slots))
-        print(f"{lang}: {len(rows)} strings, {len(slots)} templates, {len(names)} names", file=sys.stderr)
-    aligned = parallel_ids(all_messages)
-    for lang, messages in all_messages.items():
-        write_text(out / "messages" / f"{lang}.jsonl", jsonl({"id": k, "text": messages[k]} for k in aligned))
-    print(f"parallel corpus: {len(aligned)} strings in every language", file=sys.stderr)
+        names[lang] = country_names(iso_3166_1, translations) + org_names(rows) + person_names(credits, lang)
+    return {"messages": messages, "names": names, "provenance": provenance}
 
+
+def write_outputs(out: Path, messages: dict[str, dict[str, str]], names: dict[str, list[dict[str, str]]],
+                  provenance: dict[str, Any]) -> dict[str, int]:
+    """Write every output file under ``out`` (see the module docstring); returns a few counts for the log.
+    ``messages`` needs "en" (the reference of the parallel corpus and of the untranslated-copy check)."""
+    counts: dict[str, int] = {}
+    aligned = parallel_ids(messages)
+    counts["parallel"] = len(aligned)
+    for lang in sorted(messages):
+        texts = messages[lang]
+        write_text(out / "messages" / f"{lang}.jsonl", jsonl({"id": k, "text": texts[k]} for k in aligned))
+        slots = templates(texts, messages["en"] if lang in NON_LATIN else None)
+        write_text(out / "templates" / f"{lang}.jsonl", jsonl(slots))
+        rows = sorted(names.get(lang, []), key=lambda r: (r["type"], r["id"]))
+        write_text(out / "names" / f"{lang}.jsonl", jsonl(rows))
+        counts[f"{lang}.strings"] = len(texts)
+        counts[f"{lang}.templates"] = len(slots)
+        counts[f"{lang}.names"] = len(rows)
     versions = {p["package"]: p["version"] for p in provenance["packages"]}
     write_text(out / "PROVENANCE.json", json.dumps(provenance, ensure_ascii=False, indent=2) + "\n")
     write_text(
         out / "LICENSES.md",
-        LICENSES_MD.format(firefox_version=versions[LOCALES["fr"][0]], iso_version=versions[ISO_CODES_PACKAGE]),
+        LICENSES_MD.format(firefox_version=versions.get(LOCALES["fr"][0], "?"),
+                           iso_version=versions.get(ISO_CODES_PACKAGE, "?")),
     )
-    return provenance
+    return counts
+
+
+def build(out: Path, debs: dict[str, Path], work: Path) -> dict[str, int]:
+    """Extract the packages and (re)write every output file under ``out``."""
+    data = collect(debs, work)
+    for sub in ("messages", "templates", "names"):  # no stale files from an earlier language set
+        shutil.rmtree(out / sub, ignore_errors=True)
+    return write_outputs(out, data["messages"], data["names"], data["provenance"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -584,7 +690,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="demo-data-") as tmp:
         tmp = Path(tmp)
         debs = find_debs(packages, args.debs) if args.debs else download_debs(packages, tmp / "debs")
-        build(args.out, debs, tmp / "x")
+        counts = build(args.out, debs, tmp / "x")
+    print(json.dumps(counts, indent=1), file=sys.stderr)
     return 0
 
 
