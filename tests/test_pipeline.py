@@ -96,7 +96,7 @@ def test_bad_notebook_parameters_fail_in_the_validation_cell(smoke, tmp_path):
                 str(ROOT / "notebooks/02_prune.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
                 parameters={"params_file": str(params), **extra}, progress_bar=False, cwd=str(ROOT),
             )
-        assert err.value.exec_count == 2  # the validation cell, right after the parameters
+        assert err.value.exec_count == 3  # the validation cell, after the parameters and papermill's injected cell
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a parameter, e.g. --set runtime.device=cpu (repeatable)")
         if name != "status":
             p.add_argument("--reports", default="", help="reports directory (default: runtime.reports_dir)")
+        if name == "run":
+            p.add_argument("--executor", choices=("local", "slurm"), default="",
+                           help="local: here, one stage run after another; slurm: one Slurm job per stage run "
+                                "(default: runtime.executor, which defaults to local)")
+            p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs and report how they ended")
     assets = sub.add_parser("smoke-assets", help="make the tiny model and data that params/smoke.yaml uses")
     assets.add_argument("--root", default=".cache/smoke", help="where to write them (default .cache/smoke)")
     assets.add_argument("--languages", nargs="+", default=["en", "ur", "zh"])
@@ -33,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import pipeline
     from .config import ConfigError
     from .pipeline import StageFailed
+    from .executors import SlurmError
     from .store import ArtifactError, LockedError
 
     try:
@@ -44,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in make_smoke_assets(Path(args.root), args.languages).items():
                 print(f"{name}: {path}")
         elif args.command == "run":
-            pipeline.run_study(args.params, args.artifacts, args.overrides, reports_dir=args.reports)
+            pipeline.run_study(args.params, args.artifacts, args.overrides, reports_dir=args.reports,
+                               executor=args.executor, wait=args.wait)
         elif args.command == "status":
             rows = pipeline.status(args.params, args.artifacts, args.overrides)
             width = max(len(r["run"]) for r in rows)
             for r in rows:
-                print(f"{r['run']:<{width}}  {r['state']}")
+                print(f"{r['run']:<{width}}  {r['state']:<8}  {r.get('detail', '')}".rstrip())
             print(", ".join(f"{n} {state}" for state, n in Counter(r["state"] for r in rows).items()))
         else:
             from .config import load_study
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx = Context.create(load_study(effective), args.artifacts)
             with pipeline.SharedKernel() as kernel:
                 print(pipeline.render_report(ctx, effective, kernel, args.reports))
-    except (ConfigError, ArtifactError, LockedError, StageFailed, FileNotFoundError, ValueError) as err:
+    except (ConfigError, ArtifactError, LockedError, StageFailed, SlurmError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -365,20 +365,20 @@ class NotebookParams:
 
 @dataclass(frozen=True)
 class DataParams(NotebookParams):
-    task: str = "mlm"
+    task: str = "xnli"
     lang: str = "en"
 
 
 @dataclass(frozen=True)
 class PruneParams(NotebookParams):
-    task: str = "mlm"
+    task: str = "xnli"
     lang: str = "en"
     seed: int = 57
 
 
 @dataclass(frozen=True)
 class TransferParams(NotebookParams):
-    task: str = "mlm"
+    task: str = "xnli"
     source: str = "en"
     sparsity: float = 0.5
     seed: int = 57
@@ -386,7 +386,7 @@ class TransferParams(NotebookParams):
 
 @dataclass(frozen=True)
 class OverlapParams(NotebookParams):
-    task: str = "mlm"
+    task: str = "xnli"
 
 
 @dataclass(frozen=True)

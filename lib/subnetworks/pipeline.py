@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .config import StudyConfig, load_study, repo_root, resolve_path
+from .config import StudyConfig, load_study, read_params, repo_root, resolve_path
 from .stages import Context
 from .store import RunDir, exclusive, write_json
 
@@ -47,9 +47,8 @@ def effective_params(params_file: str | Path, artifacts: str | Path = "", overri
 
     Notebooks receive this file, so every stage of one run sees exactly the same parameters.
     """
-    source = resolve_path(params_file)
-    data = yaml.safe_load(source.read_text(encoding="utf-8")) if source.exists() else None
-    study = load_study(source)  # validates the file itself first, with its own name in errors
+    study = load_study(params_file)  # validates the file itself first, with its own name in errors
+    data = read_params(params_file)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -193,24 +192,53 @@ def update_readme(results: Path, readme: Path = repo_root() / "README.md") -> No
 
 
 def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = (), *,
-              reports_dir: str | Path = "", echo=print) -> dict[str, Any]:
-    """The whole study: every unfinished stage run, then the report. Returns the timings it measured."""
+              reports_dir: str | Path = "", echo=print, executor: str = "", wait: bool = False) -> dict[str, Any]:
+    """The whole study: every unfinished stage run, then the report. Returns the timings it measured.
+
+    ``executor`` (default ``runtime.executor``): ``local`` runs here; ``slurm`` submits jobs (see executors.py)
+    and, with ``wait``, waits for them.
+    """
+    from .executors import check_executor, refuse_in_flight, run_on_cluster
+
     effective = effective_params(params_file, artifacts, overrides)
     ctx = Context.create(load_study(effective), artifacts)
+    if check_executor(executor or ctx.study.runtime.executor) == "slurm":
+        return run_on_cluster(ctx, effective, reports_dir=reports_dir, wait=wait, echo=echo)
     start = time.perf_counter()
     timings: list[dict[str, Any]] = []
     with exclusive(ctx.artifacts), SharedKernel() as kernel:
         runs = plan(ctx, effective)
         todo = [r for r in runs if not r.finished]
+        refuse_in_flight(todo)
         echo(f"{len(runs)} stage runs, {len(runs) - len(todo)} already finished, {len(todo)} to run")
         for i, run in enumerate(todo, 1):
             echo(f"[{i}/{len(todo)}] {run.label}")
             wall = execute(run, kernel)
             timing = run.run_dir.read_json("timing.json") if run.run_dir.file("timing.json").exists() else {}
             timings.append({"label": run.label, "wall_seconds": wall, "stage_seconds": timing.get("seconds", 0.0)})
+        summary = _timing_summary(ctx, start, runs, todo, timings)
+        if todo:  # the report shows the times of the last run that did work; a rerun's go to timings-latest.json
+            write_json(ctx.artifacts / "timings.json", summary)
         report_start = time.perf_counter()
         html = render_report(ctx, effective, kernel, reports_dir)
-        report_seconds = time.perf_counter() - report_start
+        summary.update(report_seconds=time.perf_counter() - report_start, report=str(html))
+    summary["total_seconds"] = total = time.perf_counter() - start
+    if todo:
+        summary["orchestration_share"] = (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / total
+    write_json(ctx.artifacts / "timings" / f"{time.strftime('%Y%m%d-%H%M%S')}.json", summary)
+    write_json(ctx.artifacts / "timings-latest.json", summary)
+    if todo:
+        write_json(ctx.artifacts / "timings.json", summary)
+        from .report import open_report, summary_section
+
+        summary_section(open_report(ctx, reports_dir))  # results.md with the final times, report included
+    if ctx.study.runtime.readme_results:
+        update_readme(html.parent / "results.md")
+    echo(f"done in {total:.1f} s; report: {html}")
+    return summary
+
+
+def _timing_summary(ctx: Context, start: float, runs: list, todo: list, timings: list[dict]) -> dict[str, Any]:
     total = time.perf_counter() - start
     summary = {
         "study": ctx.study.name,
@@ -219,23 +247,21 @@ def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: It
         "executed": len(todo),
         "notebook_wall_seconds": sum(t["wall_seconds"] for t in timings),
         "stage_seconds": sum(t["stage_seconds"] for t in timings),
-        "report_seconds": report_seconds,
+        "report_seconds": None,
         "runs": timings,
-        "report": str(html),
     }
     if todo:
         summary["orchestration_share"] = (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / total
-    write_json(ctx.artifacts / "timings" / f"{time.strftime('%Y%m%d-%H%M%S')}.json", summary)
-    write_json(ctx.artifacts / "timings.json", summary)
-    if ctx.study.runtime.readme_results:
-        update_readme(html.parent / "results.md")
-    echo(f"done in {total:.1f} s; report: {html}")
     return summary
 
 
 def status(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = ()) -> list[dict[str, str]]:
-    """One row per stage run: done, running (another process holds the artefacts), partial, or left."""
+    """One row per stage run: done, running (another process holds the artefacts), partial, failed, or left;
+    runs submitted to Slurm: done, queued, running or failed, from their run directories and Slurm's job states.
+    Failed rows carry a ``detail``: the path of the failed notebook, or why the job ended."""
     from filelock import FileLock, Timeout
+
+    from .executors import job_states
 
     effective = effective_params(params_file, artifacts, overrides)
     ctx = Context.create(load_study(effective), artifacts)
@@ -247,12 +273,22 @@ def status(params_file: str | Path, artifacts: str | Path = "", overrides: Itera
     except Timeout:
         busy = True
     rows = []
-    for run in plan(ctx, effective):
+    runs = plan(ctx, effective)
+    jobs = job_states(runs)
+    for run in runs:
+        detail = ""
         if run.finished:
             state = "done"
+        elif run.label in jobs:
+            state, detail = jobs[run.label]["state"], jobs[run.label]["detail"]
+        elif run.run_dir.path.exists() and busy:
+            state = "running"
+        elif run.run_dir.file(FAILED).exists():
+            state, detail = "failed", f"failed notebook: {run.run_dir.file(FAILED)}"
         elif run.run_dir.path.exists():
-            state = "running" if busy else "partial"
+            state = "partial"
         else:
             state = "left"
-        rows.append({"run": run.label, "state": state, "dir": str(run.run_dir.path)})
+        row = {"run": run.label, "state": state, "dir": str(run.run_dir.path)}
+        rows.append({**row, "detail": detail} if detail else row)
     return rows
