@@ -471,17 +471,24 @@ def plot_transfer(res: Results, task: str) -> Figure | None:
     return fig
 
 
-@_styled
-def plot_relative_change(res: Results, task: str) -> Figure | None:
-    """Grouped bars: the relative change per source language, one bar per transfer sparsity."""
-    table = relative_change_table(res)
+def _by_sparsity(res: Results, table: pd.DataFrame, task: str, key: str, column: str):
+    """One task's rows as (keys in order, rows per sparsity reindexed by key, ``column`` per sparsity) for bars."""
     table = table[table["task"] == task]
     if table.empty:
         return None
-    sources = list(dict.fromkeys(table["source"]))
+    keys = list(dict.fromkeys(table[key]))
+    by = {s: table[table["sparsity"] == s].set_index(key).reindex(keys) for s in res.sparsities}
+    return keys, by, {s: f[column].to_numpy(float) for s, f in by.items()}
+
+
+@_styled
+def plot_relative_change(res: Results, task: str) -> Figure | None:
+    """Grouped bars: the relative change per source language, one bar per transfer sparsity."""
+    grouped = _by_sparsity(res, relative_change_table(res), task, "source", "relative_change")
+    if grouped is None:
+        return None
+    sources, by, values = grouped
     fig, (ax,) = _figure(1, width=max(4.0, 1.2 * len(sources) + 1.5))
-    by = {s: table[table["sparsity"] == s].set_index("source").reindex(sources) for s in res.sparsities}
-    values = {s: f["relative_change"].to_numpy(float) for s, f in by.items()}
     _bar_groups(ax, sources, {s: v * 100 for s, v in values.items()}, _sparsity_colors(res),
                 fmt=lambda y: f"{y:+.1f}".replace("-", "−") if np.isfinite(y) else "n/a")
     ax.axhline(0, color="black", linewidth=0.8)
@@ -617,14 +624,11 @@ def plot_overlap_vs_transfer(res: Results, task: str) -> Figure | None:
 @_styled
 def plot_controls(res: Results, task: str) -> Figure | None:
     """Bars: Jaccard of each language's IMP mask with the pre-trained-magnitude mask; black: random expectation."""
-    table = controls_table(res)
-    table = table[table["task"] == task]
-    if table.empty:
+    grouped = _by_sparsity(res, controls_table(res), task, "lang", "jaccard_with_pretrained")
+    if grouped is None:
         return None
-    langs = list(dict.fromkeys(table["lang"]))
+    langs, by, values = grouped
     fig, (ax,) = _figure(1, width=max(4.0, 1.2 * len(langs) + 1.5))
-    by = {s: table[table["sparsity"] == s].set_index("lang").reindex(langs) for s in res.sparsities}
-    values = {s: f["jaccard_with_pretrained"].to_numpy(float) for s, f in by.items()}
     for x, f in zip(_bar_groups(ax, langs, values, _sparsity_colors(res)), by.values()):
         ax.plot(x, f["random_jaccard"], "_", color="black", markersize=14, mew=2)
     ax.set(ylim=(0, 1), xlabel="language", ylabel="Jaccard with the pre-trained-magnitude mask")
