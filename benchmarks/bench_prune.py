@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from .common import REPO, MODEL_LABELS, Row, mbytes, median, prunable_shapes, seconds, PeakRSS
+from .common import MODEL_LABELS, REPO, PeakRSS, Row, mbytes, median, prunable_shapes, seconds
 
 START, TARGET = 0.2, 0.5
 METHODS = ("ours", "torch", "proposed")
