@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     if command == "study":
         cmd = [str(PYTHON), "-m", "subnetworks", "run", "params/demo.yaml", *argv[1:]]
     elif command == "test":
-        cmd = [str(PYTHON), "-m", "pytest", "-q", *argv[1:]]
+        cmd = [str(PYTHON), "-m", "pytest", "-q", "--durations=12", *argv[1:]]
     else:
         cmd = [str(PYTHON), "benchmarks/run.py", *argv[1:]]
     print("+", " ".join(cmd), flush=True)

@@ -4,33 +4,24 @@ file of bool tensors vs the float32 state dict the authors store (``torch.save``
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
 from subnetworks.masks import load_mask, save_mask
 
 from .bench_overlap import random_masks
-from .common import MODEL_LABELS, Row, interleaved, mbytes, median, prunable_shapes, seconds
+from .common import MODEL_LABELS, Row, mbytes, prunable_shapes
 
 
-def kept_numpy(mask) -> int:
-    """The proposed ``Mask.kept``: numpy's count_nonzero on the bool tensors (CPU) instead of torch's bool ``sum``."""
-    return sum(int(np.count_nonzero(t.numpy())) for t in mask.tensors.values())
-
-
-def run(models: list[str], quick: bool, repeats: int = 3, log=print) -> list[Row]:
+def run(models: list[str], quick: bool, log=print) -> list[Row]:
     rows = []
     for key in models:
         shapes = prunable_shapes(key, quick)
         mask = random_masks(shapes, 2, seed=1)["m01"]  # density ~0.25; sizes do not depend on it
         with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
             ours = save_mask(mask, Path(tmp) / "mask.safetensors", model=key, task="xnli", language="en", level="3", seed="0")
-            t_save = time.perf_counter() - start
             bools = Path(tmp) / "bool.safetensors"
             save_file({n: t.contiguous() for n, t in mask.tensors.items()}, str(bools))
             floats = Path(tmp) / "mask.pt"
@@ -45,16 +36,5 @@ def run(models: list[str], quick: bool, repeats: int = 3, log=print) -> list[Row
             note=(f"{MODEL_LABELS[key]}: {mask.numel / 1e6:.1f}M weights; ours/float32 = {size['ours'] / size['float32']:.4f}; "
                   "round trip checked"),
             detail={"bytes": size, "weights": mask.numel},
-        ))
-        t = interleaved({"kept": lambda: mask.kept, "numpy": lambda: kept_numpy(mask)}, repeats, 1)
-        assert kept_numpy(mask) == mask.kept
-        log(f"  Mask.kept [{key}] {seconds(median(t['kept']))} vs np.count_nonzero {seconds(median(t['numpy']))}")
-        rows.append(Row(
-            "mask_kept", "Mask.kept (density, save_mask, magnitude_prune): torch bool sum() / np.count_nonzero", key,
-            seconds(median(t["kept"])), seconds(median(t["numpy"])), median(t["kept"]) / median(t["numpy"]), "—", None,
-            note=(f"torch sums bools through int64; Mask.kept is called by density (so by every save_mask: "
-                  f"{seconds(t_save)} here) and once per magnitude_prune, which also sums two bool vectors "
-                  f"of all weights the same way"),
-            detail={"kept_s": t["kept"], "numpy_s": t["numpy"], "save_mask_s": t_save},
         ))
     return rows

@@ -1,12 +1,14 @@
 """All pairwise overlaps (Jaccard and agreement) among 54 masks (9 languages × 6 levels, say) of a model shape:
-packed bits (:class:`subnetworks.overlap.PackedMasks` + :func:`subnetworks.overlap.pairwise`) vs bool tensors.
+packed bits the way the pipeline's overlap stage does it (mask files written by :func:`subnetworks.masks.save_mask`
+→ :meth:`subnetworks.overlap.PackedMasks.from_files` → :func:`subnetworks.overlap.pairwise`) vs bool tensors.
 
 The bool-tensor way is timed on a few pairs and extrapolated to all pairs (it would take most of an hour
 otherwise). It is given its best chance: one ``torch.count_nonzero(a & b)`` per tensor, union and agreement
-from kept counts as the packed way does; ``(a & b).sum()`` (how ``Mask.kept`` counts) is timed on one pair too.
+from kept counts as the packed way does; starting from the same files, it first needs ``load_mask`` for each.
 
-Also timed, for the lib changes proposed in the results: blocked pairwise counts, and building the packed
-matrix straight from mask files instead of ``load_mask`` (unpack to bool) followed by ``PackedMasks.pack``.
+Also timed: the packed way from masks already in memory (``PackedMasks.pack``), the per-layer and per-module
+tables the stage computes next (``PackedMasks`` counts intersections once, so they cost little more), and, where
+numba is installed, the optional fused kernel of :mod:`benchmarks.prototypes` next to the lib's ``intersections``.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from subnetworks.masks import Mask, load_mask, save_mask
-from subnetworks.overlap import PackedMasks, jaccard_from_counts, pairwise
+from subnetworks.overlap import PackedMasks, intersections, pairwise
 
 from .common import MODEL_LABELS, Row, median, prunable_shapes, seconds, timed
-from .prototypes import numba_version, packed_from_files, pairwise_counts_blocked, pairwise_counts_numba
+from .prototypes import numba_version, pairwise_counts_numba
 
 N_MASKS = 54
+N_DISTINCT_FILES = 6  # files saved; the rest are copies (content does not change timing, saving is not timed)
+GROUPINGS = ("all", "layer", "module")  # the overlap stage's tables, in its order
 
 
 def random_masks(shapes: dict[str, tuple[int, ...]], n: int, seed: int = 0) -> dict[str, Mask]:
@@ -50,8 +55,34 @@ def random_masks(shapes: dict[str, tuple[int, ...]], n: int, seed: int = 0) -> d
     return masks
 
 
-def kept_count(mask: Mask) -> int:
-    return sum(int(torch.count_nonzero(t)) for t in mask.tensors.values())
+def mask_files(masks: dict[str, Mask], folder: Path, model: str) -> dict[str, Path]:
+    """One mask file per label, as the pruning stage writes them: the i-th holds mask ``i % N_DISTINCT_FILES``."""
+    labels = list(masks)
+    distinct = [save_mask(masks[lab], folder / f"{lab}.safetensors", model=model) for lab in labels[:N_DISTINCT_FILES]]
+    paths = {lab: folder / f"{lab}.safetensors" for lab in labels}
+    for i, lab in enumerate(labels[N_DISTINCT_FILES:], N_DISTINCT_FILES):
+        shutil.copyfile(distinct[i % N_DISTINCT_FILES], paths[lab])
+    return paths
+
+
+def packed_phases(build: Callable[[], PackedMasks], groupings: tuple[str, ...], repeats: int,
+                  warmup: int) -> tuple[dict[str, list[float]], PackedMasks]:
+    """Seconds of building the packed matrix, then of ``pairwise`` for each grouping in turn, per round; and the
+    last round's ``PackedMasks``. Every round builds a fresh one: it caches its intersection counts, so the first
+    grouping pays for the counting and the others reuse it, as in the overlap stage."""
+    phases: dict[str, list[float]] = {name: [] for name in ("build", *groupings)}
+    for r in range(warmup + repeats):
+        start = time.perf_counter()
+        packed = build()
+        elapsed = {"build": time.perf_counter() - start}
+        for by in groupings:
+            start = time.perf_counter()
+            pairwise(packed, by)
+            elapsed[by] = time.perf_counter() - start
+        if r >= warmup:
+            for name, value in elapsed.items():
+                phases[name].append(value)
+    return phases, packed
 
 
 def bool_pair(a: Mask, b: Mask, kept_a: int, kept_b: int, n: int) -> tuple[float, float]:
@@ -60,10 +91,14 @@ def bool_pair(a: Mask, b: Mask, kept_a: int, kept_b: int, n: int) -> tuple[float
     return inter / (kept_a + kept_b - inter), 1 - (kept_a + kept_b - 2 * inter) / n
 
 
-def bool_pair_sum(a: Mask, b: Mask, kept_a: int, kept_b: int, n: int) -> tuple[float, float]:
-    """The same with ``(a & b).sum()``, as Mask.kept counts: torch sums bools through int64, ~20× slower."""
-    inter = sum(int((x & b.tensors[name]).sum()) for name, x in a.tensors.items())
-    return inter / (kept_a + kept_b - inter), 1 - (kept_a + kept_b - 2 * inter) / n
+def fused_counts(words: np.ndarray, repeats: int, warmup: int) -> dict[str, list[float]] | None:
+    """Seconds of the lib's ``intersections`` over all tensors at once and, for information, of the optional fused
+    numba kernel, after checking (and so compiling the kernel) that both give the same counts; None without numba."""
+    if not numba_version():
+        return None
+    assert np.array_equal(pairwise_counts_numba(words), intersections(words)), "fused numba counts differ from the lib's"
+    return {"intersections": timed(lambda: intersections(words), repeats, warmup),
+            "fused numba": timed(lambda: pairwise_counts_numba(words), repeats, warmup)}
 
 
 def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: int, log=print) -> list[Row]:
@@ -72,97 +107,73 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: i
         shapes = prunable_shapes(key, quick)
         masks = random_masks(shapes, N_MASKS)
         labels = list(masks)
-        n_pairs = N_MASKS * (N_MASKS - 1) // 2
         n = masks[labels[0]].numel
 
-        # the current way: pack, then pairwise (Jaccard, agreement and their random expectations for all pairs)
-        t_pack, t_pairwise = [], []
-        for r in range(warmup + repeats):
-            start = time.perf_counter()
-            packed = PackedMasks.pack(masks)
-            middle = time.perf_counter()
-            overlap_rows = pairwise(packed)
-            end = time.perf_counter()
-            if r >= warmup:
-                t_pack.append(middle - start)
-                t_pairwise.append(end - middle)
-        t_total = [a + b for a, b in zip(t_pack, t_pairwise)]
-        # proposed: blocked counts (1 and 2 threads); checked: they give pairwise's Jaccard values exactly
-        kept_words = np.bitwise_count(packed.words).sum(axis=1, dtype=np.int64)
-        t_blocked, blocked = {}, None
-        for threads in (1, 2):
-            t_blocked[threads] = timed(lambda: pairwise_counts_blocked(packed.words, threads=threads), repeats, warmup)
-        blocked = pairwise_counts_blocked(packed.words)
-        jac = jaccard_from_counts(kept_words, blocked)
-        index = {lab: i for i, lab in enumerate(packed.labels)}
-        assert all(jac[index[r["a"]], index[r["b"]]] == r["jaccard"] for r in overlap_rows), "blocked counts differ"
-        # proposed, if numba is importable (not a project dependency): one fused compiled pass; warm-up = compile
-        t_fused = None
-        if numba_version():
-            t_fused = timed(lambda: pairwise_counts_numba(packed.words), repeats, warmup)
-            assert np.array_equal(pairwise_counts_numba(packed.words), blocked), "fused counts differ"
-        # from files: load_mask ×54 (then pack + pairwise as above) vs packed_from_files (then blocked counts).
-        # Six distinct files, copied to 54 (saving is not what is timed here, and content does not change timing).
+        # in memory: PackedMasks.pack + pairwise over all prunable tensors
+        mem, packed = packed_phases(lambda: PackedMasks.pack(masks), ("all",), repeats, warmup)
+        # ours, the overlap stage's way: from the mask files, then its three groupings on one PackedMasks
         with tempfile.TemporaryDirectory() as tmp:
-            distinct = [save_mask(masks[lab], Path(tmp) / f"{lab}.safetensors", model=key) for lab in labels[:6]]
-            paths = {}
-            for i, lab in enumerate(labels):
-                paths[lab] = Path(tmp) / f"{lab}.safetensors"
-                if i >= len(distinct):
-                    shutil.copyfile(distinct[i % len(distinct)], paths[lab])
+            paths = mask_files(masks, Path(tmp), key)
+            files, from_files = packed_phases(lambda: PackedMasks.from_files(paths), GROUPINGS, repeats, warmup)
             start = time.perf_counter()
             loaded = {lab: load_mask(p) for lab, p in paths.items()}
-            t_load = time.perf_counter() - start
+            t_load = time.perf_counter() - start  # the bool-tensor way's first step from the same files
             del loaded
-            t_from_files = timed(lambda: packed_from_files(paths), 1, 1)[0]
-            direct = packed_from_files({lab: paths[lab] for lab in labels[:3]})
-            reference = PackedMasks.pack({lab: load_mask(paths[lab]) for lab in labels[:3]})
-            assert np.array_equal(direct.words, reference.words) and direct.segments == reference.segments
+        file_of = [i % N_DISTINCT_FILES for i in range(N_MASKS)]
+        assert np.array_equal(from_files.words, packed.words[file_of]) and from_files.segments == packed.segments, \
+            "PackedMasks.from_files differs from PackedMasks.pack of the same masks"
+        fused = fused_counts(packed.words, repeats, warmup)
 
         # the bool-tensor way on a few pairs; the first pair is a warm-up
-        kept = {lab: kept_count(masks[lab]) for lab in labels}
+        kept = {lab: masks[lab].kept for lab in labels}
         pairs = [(labels[i], labels[(i * 7 + 3) % N_MASKS]) for i in range(bool_pairs + 1)]
         strong = [timed(lambda p=p: bool_pair(masks[p[0]], masks[p[1]], kept[p[0]], kept[p[1]], n), 1, 0)[0] for p in pairs][1:]
-        with_sum = timed(lambda: bool_pair_sum(masks[pairs[1][0]], masks[pairs[1][1]], kept[pairs[1][0]], kept[pairs[1][1]], n), 1, 0)
         a, b = sorted(pairs[1])
-        row = next(r for r in overlap_rows if (r["a"], r["b"]) == (a, b))
+        row = next(r for r in pairwise(packed, "all") if (r["a"], r["b"]) == (a, b))
         jac_ab, agr_ab = bool_pair(masks[a], masks[b], kept[a], kept[b], n)
         assert abs(row["jaccard"] - jac_ab) < 1e-12 and abs(row["agreement"] - agr_ab) < 1e-12, "packed and bool ways disagree"
 
-        ours = median(t_total)
-        per_pair = median(strong)
-        bool_total = per_pair * n_pairs
-        best_blocked = min(median(v) for v in t_blocked.values())
-        log(f"  overlap [{key}] {N_MASKS} masks × {n / 1e6:.1f}M: pack {seconds(median(t_pack))} + pairwise "
-            f"{seconds(median(t_pairwise))}; bool {seconds(per_pair)}/pair → {seconds(bool_total)}; blocked counts "
-            + ", ".join(f"{k} thread(s) {seconds(median(v))}" for k, v in t_blocked.items())
-            + f"; load_mask×{N_MASKS} {seconds(t_load)}, packed_from_files {seconds(t_from_files)}")
-        speedup = bool_total / ours
-        rows.append(Row(
-            "overlap_speed", f"all {n_pairs} pairwise overlaps of {N_MASKS} masks: packed bits / bool tensors (torch)", key,
-            seconds(ours), f"{seconds(bool_total)} (extrapolated)", ours / bool_total, "≥ 100× faster (ratio ≤ 0.01)",
-            speedup >= 100,
-            note=(f"{MODEL_LABELS[key]}: {speedup:,.0f}× faster. Packed = PackedMasks.pack + pairwise from in-memory masks. "
-                  f"Bool tensors timed on {bool_pairs} pair(s) and extrapolated to {n_pairs}: {seconds(per_pair)}/pair "
-                  f"(torch.count_nonzero(a & b) per tensor; ∪ and agreement from kept counts, as the packed way). "
-                  f"With (a & b).sum() instead, as Mask.kept counts, {seconds(median(with_sum))}/pair: "
-                  f"{median(with_sum) * n_pairs / ours:,.0f}× slower than packed"),
-            detail={"pack_s": t_pack, "pairwise_s": t_pairwise, "bool_pair_s": strong, "bool_pair_sum_s": with_sum,
-                    "n_pairs": n_pairs, "weights_per_mask": n},
-        ))
-        rows.append(Row(
-            "overlap_total", f"all {n_pairs} pairwise overlaps of {N_MASKS} masks: total time (pack + pairwise) / 2 s", key,
-            seconds(ours), "2 s", ours / 2.0, "≤ 2 s", ours <= 2.0,
-            note=(f"pack {seconds(median(t_pack))} + pairwise {seconds(median(t_pairwise))}. Proposed: blocked counts "
-                  + ", ".join(f"{k} thread(s) {seconds(median(v))}" for k, v in t_blocked.items())
-                  + f" instead of pairwise's counts → total {seconds(median(t_pack) + best_blocked)}. From files: "
-                  f"load_mask×{N_MASKS} {seconds(t_load)} + pack + pairwise = {seconds(t_load + ours)} now; proposed "
-                  f"packed_from_files {seconds(t_from_files)} + blocked counts = {seconds(t_from_files + best_blocked)}"
-                  + (f"; fused numba counts {seconds(median(t_fused))} → packed_from_files + fused = "
-                     f"{seconds(t_from_files + median(t_fused))}, pack + fused = {seconds(median(t_pack) + median(t_fused))}"
-                     if t_fused else "; fused numba counts: not measured (numba not installed)")),
-            detail={"blocked_counts_s": {str(k): v for k, v in t_blocked.items()}, "load_mask_all_s": t_load,
-                    "packed_from_files_s": t_from_files, "fused_numba_counts_s": t_fused, "numba": numba_version()},
-        ))
-        del masks, packed, overlap_rows
+        speed, total = _rows(key, n, mem, files, t_load, strong, fused)
+        log(f"  overlap [{key}] {N_MASKS} masks × {n / 1e6:.1f}M: ours {speed.ours}, bool tensors {speed.baseline}; {total.note}")
+        rows += [speed, total]
+        del masks, packed, from_files
     return rows
+
+
+def _rows(key: str, n: int, mem: dict[str, list[float]], files: dict[str, list[float]], t_load: float,
+          bool_pair_s: list[float], fused: dict[str, list[float]] | None) -> tuple[Row, Row]:
+    """The speed row (ours vs bool tensors, both from the same files) and the total-time row (ours vs 2 s)."""
+    n_pairs = N_MASKS * (N_MASKS - 1) // 2
+    file_med, mem_med = {k: median(v) for k, v in files.items()}, {k: median(v) for k, v in mem.items()}
+    ours, in_memory = file_med["build"] + file_med["all"], mem_med["build"] + mem_med["all"]
+    per_pair = median(bool_pair_s)
+    bool_total = per_pair * n_pairs
+    baseline = t_load + bool_total
+    speedup = baseline / ours
+    fused_note = ("fused numba counts: not measured (numba not installed)" if fused is None else
+                  f"intersections of all tensors at once {seconds(median(fused['intersections']))}, the optional fused "
+                  f"numba kernel {seconds(median(fused['fused numba']))} (same counts; numba is not a dependency)")
+    detail = {"n_pairs": n_pairs, "weights_per_mask": n, "from_files_s": files, "in_memory_s": mem,
+              "load_mask_all_s": t_load, "bool_pair_s": bool_pair_s, "fused_counts_s": fused, "numba": numba_version()}
+    speed = Row(
+        "overlap_speed", f"all {n_pairs} pairwise overlaps of {N_MASKS} mask files: packed bits / bool tensors (torch)", key,
+        seconds(ours), f"{seconds(baseline)} (extrapolated)", ours / baseline, "≥ 100× faster (ratio ≤ 0.01)",
+        speedup >= 100,
+        note=(f"{MODEL_LABELS[key]}: {speedup:,.0f}× faster. Ours = PackedMasks.from_files + pairwise, as the "
+              f"overlap stage. Bool tensors = load_mask×{N_MASKS} {seconds(t_load)} + pairs timed on "
+              f"{len(bool_pair_s)} pair(s) and extrapolated to {n_pairs}: {seconds(per_pair)}/pair "
+              f"(torch.count_nonzero(a & b) per tensor; ∪ and agreement from kept counts, as the packed way). Masks "
+              f"already in memory: PackedMasks.pack + pairwise {seconds(in_memory)} vs {seconds(bool_total)}, "
+              f"{bool_total / in_memory:,.0f}× faster"),
+        detail=detail,
+    )
+    total = Row(
+        "overlap_total", f"all {n_pairs} pairwise overlaps of {N_MASKS} mask files: total time (from_files + pairwise) / 2 s",
+        key, seconds(ours), "2 s", ours / 2.0, "≤ 2 s", ours <= 2.0,
+        note=(f"from_files {seconds(file_med['build'])} + pairwise {seconds(file_med['all'])}. With pairwise by "
+              f"{', '.join(GROUPINGS)} in turn, as the overlap stage does: {seconds(sum(file_med.values()))} in all "
+              f"(intersections are counted once per PackedMasks). In memory: pack {seconds(mem_med['build'])} + "
+              f"pairwise {seconds(mem_med['all'])}. {fused_note}"),
+        detail={"median_s": {"from_files": file_med, "in_memory": mem_med}},
+    )
+    return speed, total

@@ -19,7 +19,7 @@ import time
 from .common import MODEL_LABELS, REPO, PeakRSS, Row, mbytes, median, prunable_shapes, seconds
 
 START, TARGET = 0.2, 0.5
-METHODS = ("ours", "torch", "proposed")
+METHODS = ("ours", "torch")
 
 
 def _weights(shapes, seed: int = 0):
@@ -35,11 +35,9 @@ def child(shapes: dict[str, tuple[int, ...]], method: str, repeats: int, warmup:
     from subnetworks.masks import Mask
     from subnetworks.prune import magnitude_prune
 
-    from .prototypes import magnitude_prune_lowmem
-
     shapes = {n: tuple(s) for n, s in shapes.items()}
     weights = _weights(shapes)
-    start_mask = magnitude_prune_lowmem(weights, Mask.full(shapes), START)  # = magnitude_prune's (tested), quicker
+    start_mask = magnitude_prune(weights, Mask.full(shapes), START)
     numel = start_mask.numel
     keep = numel - round(TARGET * numel)
 
@@ -65,13 +63,11 @@ def child(shapes: dict[str, tuple[int, ...]], method: str, repeats: int, warmup:
         def result(holders) -> dict:
             return {n: h.weight_mask.bool() for n, h in zip(weights, holders)}
     else:
-        fn = magnitude_prune if method == "ours" else magnitude_prune_lowmem
-
         def setup():
             return None
 
         def call(_):
-            return fn(weights, start_mask, TARGET)
+            return magnitude_prune(weights, start_mask, TARGET)
 
         def result(mask) -> dict:
             return mask.tensors
@@ -139,7 +135,7 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, log=print) ->
         rows.append(Row(
             "prune_time", "global magnitude prune 20 %→50 %: time, ours / torch global_unstructured(L1Unstructured)", key,
             seconds(t["ours"]), seconds(t["torch"]), t["ours"] / t["torch"], "< 1 (faster)", t["ours"] < t["torch"],
-            note=f"{base_note}; proposed low-memory version {seconds(t['proposed'])} ({t['proposed'] / t['torch']:.2f} of torch)",
+            note=base_note,
             detail={m: r for m, r in res.items()},
         ))
         rows.append(Row(
@@ -147,8 +143,7 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, log=print) ->
             f"+{mbytes(mem['ours'])} ({mem['ours'] / wbytes:.2f}×)", f"torch +{mbytes(mem['torch'])} ({mem['torch'] / wbytes:.2f}×)",
             mem["ours"] / wbytes, "≤ 1.5×", mem["ours"] / wbytes <= 1.5,
             note=(f"peak RSS above the level before the call ({res['ours']['memory_probe']}), fresh process; "
-                  f"ours/torch memory {mem['ours'] / mem['torch']:.2f}; proposed low-memory version "
-                  f"+{mbytes(mem['proposed'])} ({mem['proposed'] / wbytes:.2f}×)"),
+                  f"ours/torch memory {mem['ours'] / mem['torch']:.2f}"),
             detail={"extra_bytes_median": mem, "weight_bytes": wbytes},
         ))
     return rows

@@ -2,12 +2,10 @@
 
 Each step is exactly one step of :func:`subnetworks.train.finetune`: ``forward_loss`` → ``backward`` → AdamW
 ``step`` (the trainer's own optimiser, weight decay and LR schedule) → ``zero_grad`` → ``apply_mask`` (masked
-step only). The hook step replaces ``apply_mask`` by ``prune.custom_from_mask`` on the same prunable tensors: a
-forward pre-hook recomputes ``weight = weight_orig * weight_mask`` every forward, and autograd multiplies the
-gradient by the mask on the way back. The variants are interleaved round by round on the same batch.
-
-After every masked step the proposed variant of ``apply_mask`` (the mask cast once to the weights' dtype, see
-:func:`float_masks`) is timed too, outside the step: the measured gain of the lib change proposed in the results.
+step only) with the :func:`~subnetworks.prune.mask_multipliers` that ``finetune`` makes once before training. The
+hook step replaces ``apply_mask`` by ``prune.custom_from_mask`` on the same prunable tensors: a forward pre-hook
+recomputes ``weight = weight_orig * weight_mask`` every forward, and autograd multiplies the gradient by the mask
+on the way back. The variants are interleaved round by round on the same batch.
 """
 
 from __future__ import annotations
@@ -21,13 +19,14 @@ import torch
 from subnetworks.config import TrainConfig
 from subnetworks.masks import Mask
 from subnetworks.models import encoder_parameters
-from subnetworks.prune import apply_mask, magnitude_prune, select_prunable
+from subnetworks.prune import apply_mask, magnitude_prune, mask_multipliers, select_prunable
 from subnetworks.train import _optimizer, forward_loss
 
 from .common import MODEL_LABELS, Row, bert_config, interleaved, median, seconds
 
 KIND = "seqcls"  # XNLI-style sentence-pair classification, the study's main fine-tuning task
 SPARSITY = 0.5
+OURS_APPLY = "apply_mask with mask_multipliers (ours, as finetune)"
 
 
 def make_batch(vocab_size: int, batch: int, seq: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -40,23 +39,13 @@ def make_batch(vocab_size: int, batch: int, seq: int, seed: int = 0) -> dict[str
     }
 
 
-def float_masks(params: dict[str, torch.nn.Parameter], mask: Mask) -> dict[str, torch.Tensor]:
-    """The proposed fix: cast the bool mask to each weight's dtype once, before training."""
-    return {n: keep.to(device=params[n].device, dtype=params[n].dtype) for n, keep in mask.tensors.items()}
-
-
-@torch.no_grad()
-def apply_float_masks(params: dict[str, torch.nn.Parameter], masks: dict[str, torch.Tensor]) -> None:
-    for name, keep in masks.items():
-        params[name].mul_(keep)
-
-
-def apply_variants(params: dict[str, torch.nn.Parameter], mask: Mask, repeats: int) -> dict[str, float]:
-    """Median seconds of ways to zero the masked weights of all prunable tensors (interleaved, warm-up dropped)."""
-    fmasks = float_masks(params, mask)
+def apply_variants(params: dict[str, torch.nn.Parameter], mask: Mask, multipliers: dict[str, torch.Tensor],
+                   repeats: int) -> dict[str, float]:
+    """Median seconds of ways to zero the masked weights of all prunable tensors (interleaved, warm-up dropped):
+    ours, the bool-mask multiply ``finetune`` did before it made multipliers, and two alternatives for reference."""
     inverted = {n: ~keep for n, keep in mask.tensors.items()}
     names = list(mask.tensors)
-    plist, flist = [params[n] for n in names], [fmasks[n] for n in names]
+    plist, klist = [params[n] for n in names], [multipliers[n] for n in names]
 
     @torch.no_grad()
     def fill() -> None:
@@ -65,13 +54,13 @@ def apply_variants(params: dict[str, torch.nn.Parameter], mask: Mask, repeats: i
 
     @torch.no_grad()
     def foreach() -> None:
-        torch._foreach_mul_(plist, flist)
+        torch._foreach_mul_(plist, klist)
 
     times = interleaved(
         {
-            "apply_mask (bool mul_, current)": lambda: apply_mask(params, mask),
-            "float32 mask mul_ (proposed)": lambda: apply_float_masks(params, fmasks),
-            "_foreach_mul_ float32 masks": foreach,
+            OURS_APPLY: lambda: apply_mask(params, multipliers),
+            "bool mask mul_ (before)": lambda: apply_mask(params, mask),
+            "_foreach_mul_ by mask_multipliers": foreach,
             "masked_fill_ with inverted bool mask": fill,
         },
         repeats,
@@ -159,38 +148,33 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
         names = select_prunable(params)
         mask = magnitude_prune({n: params[n] for n in names}, Mask.full({n: params[n].shape for n in names}), SPARSITY)
         twin = Trainer(hook_model(model, mask), cfg, make_batch(config.vocab_size, batch, seq))
-        apply_mask(params, mask)
+        multipliers = mask_multipliers(params, mask)  # once, before training, as finetune does
+        apply_mask(params, multipliers)
         plain = Trainer(model, cfg, twin.batch)
-        fmasks = float_masks(params, mask)
-
-        def masked_step() -> None:
-            plain.step(lambda: apply_mask(params, mask), tag="masked ")
-            # the proposed variant's mask re-application, timed right after (outside the step's own time)
-            start = time.perf_counter()
-            apply_float_masks(params, fmasks)
-            plain.phases.setdefault("proposed mask", []).append(time.perf_counter() - start)
-
         log(f"  step [{key}] batch {batch}×{seq}, {len(names)} prunable tensors, {mask.numel / 1e6:.1f}M weights")
         times = interleaved(
-            {"dense": lambda: plain.step(tag="dense "), "masked": masked_step, "hooks": lambda: twin.step(tag="hooks ")},
+            {
+                "dense": lambda: plain.step(tag="dense "),
+                "masked": lambda: plain.step(lambda: apply_mask(params, multipliers), tag="masked "),
+                "hooks": lambda: twin.step(tag="hooks "),
+            },
             repeats,
             warmup,
         )
         med = {k: median(v) for k, v in times.items()}
-        variants = apply_variants(params, mask, max(3, repeats))
+        variants = apply_variants(params, mask, multipliers, max(3, repeats))
         phases = {k: median(v[warmup:]) for k, v in {**plain.phases, **twin.phases}.items()}
-        t_mask, t_fmask = phases["masked mask"], phases["proposed mask"]
+        t_mask = phases["masked mask"]
         paired = 1 + t_mask / med["dense"]  # masked step = dense step + apply_mask, nothing else differs
-        proposed = 1 + t_fmask / med["dense"]
         direct = med["masked"] / med["dense"]
         detail = {
             "batch": batch, "seq_len": seq, "task": KIND, "sparsity": SPARSITY, "repeats": repeats, "warmup": warmup,
             "prunable_weights": mask.numel, "median_s": med, "times_s": times, "phase_median_s": phases,
             "phase_times_s": {**plain.phases, **twin.phases},
-            "apply_variants_median_s": variants, "ratio_direct": direct, "ratio_paired": paired, "ratio_proposed_paired": proposed,
+            "apply_variants_median_s": variants, "ratio_direct": direct, "ratio_paired": paired,
         }
         log("    " + ", ".join(f"{k} {seconds(v)}" for k, v in med.items())
-            + f"; apply_mask {seconds(t_mask)}, float-mask apply {seconds(t_fmask)}")
+            + f"; apply_mask {seconds(t_mask)}")
         label = MODEL_LABELS[key]
         rows.append(Row(
             "step_vs_dense", "masked fine-tuning step / dense step", key,
@@ -198,8 +182,8 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
             note=(f"{label}, batch {batch}×{seq}, {KIND}, {SPARSITY:.0%} mask. Ratio = (dense step + apply_mask) / dense step, "
                   f"both timed in the same interleaved steps (the only difference between the two steps); the ratio of "
                   f"whole-step medians is {direct:.3f} ({seconds(med['masked'])} / {seconds(med['dense'])}), noisier. "
-                  f"apply_mask multiplies by a bool mask; with masks cast once to float32 (proposed) it takes "
-                  f"{seconds(t_fmask)}: ratio {proposed:.3f}. Alone, interleaved: "
+                  f"apply_mask multiplies each weight by its mask_multipliers (the mask in the weight's dtype, made "
+                  f"once per run, as finetune does). Alone, interleaved: "
                   + ", ".join(f"{k} {seconds(v)}" for k, v in variants.items())),
             detail=detail,
         ))
@@ -214,14 +198,14 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
                   f"{seconds(phases['hooks forward+backward'])}, optimizer {seconds(phases['hooks optimizer'])}; ours: "
                   f"forward+backward {seconds(phases['masked forward+backward'])}, optimizer "
                   f"{seconds(phases['masked optimizer'])}, apply_mask {seconds(t_mask)}. Even a free mask gives at best "
-                  f"dense/hooks = {best:.3f}; proposed float masks: {(med['dense'] + t_fmask) / med['hooks']:.3f}. "
+                  f"dense/hooks = {best:.3f}. "
                   f"Paired: the hooks' own work, timed alone, is {seconds(extra['pre-hooks'])} of pre-hook products + "
                   f"{seconds(extra['backward products'])} of gradient×mask a step, so hook step ≈ dense + "
                   f"{sum(extra.values()) / med['dense']:.1%} and ours/hooks ≈ "
-                  f"{(med['dense'] + t_mask) / hooks_paired:.3f} (float masks: {(med['dense'] + t_fmask) / hooks_paired:.3f})"),
+                  f"{(med['dense'] + t_mask) / hooks_paired:.3f}"),
             detail={"median_s": med, "dense_over_hooks": best, "hook_extra_median_s": extra,
                     "ratio_paired": (med["dense"] + t_mask) / hooks_paired},
         ))
-        del model, twin, plain, params, fmasks, mask, masked_step
+        del model, twin, plain, params, multipliers, mask
         gc.collect()
     return rows

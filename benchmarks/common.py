@@ -188,19 +188,13 @@ def load_average() -> list[float]:
         return []
 
 
-def _numba() -> str | None:
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba.__version__
-
-
 def machine() -> dict[str, Any]:
     """Where the figures were measured: CPU, cores, threads, memory, library versions, date, code version."""
     import numpy
     import torch
     import transformers
+
+    from .prototypes import numba_version
 
     try:
         import psutil
@@ -221,7 +215,7 @@ def machine() -> dict[str, Any]:
         "transformers": transformers.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git": (_git("rev-parse", "--short", "HEAD") + (" (dirty tree)" if _git("status", "--porcelain") else "")),
-        "numba (prototype only, not a dependency)": _numba(),
+        "numba (optional fused overlap kernel, not a dependency)": numba_version(),
         "load_average_at_start": load_average(),
         "argv": " ".join(sys.argv),
     }

@@ -1,149 +1,15 @@
-"""Prototypes of lib changes proposed by the benchmarks, measured next to the current code (lib is not edited here).
+"""An optional fused pairwise-intersection kernel, measured next to the lib for information only.
 
-* :func:`magnitude_prune_lowmem` — the same result as :func:`subnetworks.prune.magnitude_prune` (same threshold,
-  same tie-breaking, same metadata) without materialising a global score vector: the threshold is found by a
-  two-level radix select over the float bits of |w| (non-negative IEEE floats order like their int32 bit
-  patterns), tensor by tensor, so the extra memory is the output mask plus a few temporaries of the largest tensor.
-* :func:`pairwise_counts_blocked` — the intersection counts of :meth:`subnetworks.overlap.PackedMasks.counts`
-  computed over cache-sized column blocks (optionally split between threads), instead of one (masks × words)
-  temporary per mask that streams the whole matrix through memory 54 times.
-* :func:`packed_from_files` — :class:`subnetworks.overlap.PackedMasks` built from the mask files' packed bytes.
+:func:`pairwise_counts_numba` computes exactly what :func:`subnetworks.overlap.intersections` does (|A∩B| for
+every pair of rows of a packed mask matrix) in one compiled pass that ANDs, popcounts and accumulates 4 × 4 pairs
+per loaded word tile, where numpy needs separate passes with temporaries. numba is not a dependency of the
+project: the benchmark times the kernel (and checks its counts against the lib's) only where numba is installed.
+Every other change first prototyped here now lives in the lib, and the benchmarks measure the lib.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Mapping
-
 import numpy as np
-import torch
-
-from subnetworks.masks import Mask
-from subnetworks.overlap import PackedMasks
-from subnetworks.prune import kept_count
-
-_HIGH_BINS = 1 << 15  # |w| as int32 bits has a 0 sign bit: its top 16 bits are < 2**15
-_LOW_BINS = 1 << 16
-
-
-def _keys(weight: torch.Tensor, keep: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(int32 bit patterns of |w|, which order exactly as |w| does, flat kept flags) of one tensor."""
-    values = weight.detach().reshape(-1).float().cpu().numpy()
-    return values.view(np.int32) & np.int32(0x7FFFFFFF), keep.reshape(-1).cpu().numpy()
-
-
-def _bin_of_rank(counts: np.ndarray, rank: int) -> tuple[int, int]:
-    """The bin holding the rank-th largest item (rank ≥ 1) and how many items lie in higher bins."""
-    higher = np.cumsum(counts[::-1])[::-1] - counts
-    b = int(np.flatnonzero((higher < rank) & (higher + counts >= rank)).max())
-    return b, int(higher[b])
-
-
-def magnitude_prune_lowmem(weights: Mapping[str, torch.Tensor], mask: Mask, sparsity: float) -> Mask:
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity {sparsity} is outside [0, 1)")
-    names = list(mask.tensors)
-    missing = [n for n in names if n not in weights]
-    if missing:
-        raise ValueError(f"weights lack prunable tensors {missing[:3]}")
-    keep = kept_count(mask.numel, sparsity)
-    if keep > mask.kept:
-        raise ValueError(f"target sparsity {sparsity} keeps {keep} weights but the current mask keeps only {mask.kept}")
-    out: dict[str, torch.Tensor] = {}
-    if keep == 0:
-        threshold, ties = float("inf"), 0
-        out = {n: torch.zeros(mask.tensors[n].shape, dtype=torch.bool) for n in names}
-    else:
-        # Pass 1: histogram of the top 16 bits of the kept weights' keys -> the bin b holding the threshold.
-        high = np.zeros(_HIGH_BINS, dtype=np.int64)
-        for n in names:
-            key, kept = _keys(weights[n], mask.tensors[n])
-            high += np.bincount((key >> 16)[kept], minlength=_HIGH_BINS)
-        b, above = _bin_of_rank(high, keep)
-        # Pass 2: histogram of the low 16 bits of the kept keys inside bin b -> the exact threshold key.
-        low = np.zeros(_LOW_BINS, dtype=np.int64)
-        for n in names:
-            key, kept = _keys(weights[n], mask.tensors[n])
-            low += np.bincount(key[((key >> 16) == b) & kept] & 0xFFFF, minlength=_LOW_BINS)
-        c, above_in_bin = _bin_of_rank(low, keep - above)
-        threshold_key = (b << 16) | c
-        threshold = float(np.array([threshold_key], dtype=np.int32).view(np.float32)[0])
-        ties = int(low[c])
-        need = keep - above - above_in_bin  # ties at the threshold to keep, lowest global index first
-        # Pass 3: the new mask, tensor by tensor.
-        for n in names:
-            key, kept = _keys(weights[n], mask.tensors[n])
-            flat = (key > threshold_key) & kept
-            if need > 0:
-                at = np.flatnonzero((key == threshold_key) & kept)[:need]
-                flat[at] = True
-                need -= at.size
-            out[n] = torch.from_numpy(flat).reshape(mask.tensors[n].shape)
-    meta = dict(mask.meta)
-    meta.update(sparsity=repr(sparsity), threshold=repr(threshold), ties_at_threshold=str(ties))
-    return Mask(out, meta)
-
-
-def pairwise_counts_blocked(words: np.ndarray, block: int = 8192, threads: int = 1) -> np.ndarray:
-    """|A∩B| for every pair of rows of a (masks × words) uint64 matrix; column blocks stay in cache."""
-    n_masks, n_words = words.shape
-    threads = max(1, min(threads, os.cpu_count() or 1))
-    starts = list(range(0, n_words, block))
-
-    def work(chunk: list[int]) -> np.ndarray:
-        inter = np.zeros((n_masks, n_masks), dtype=np.int64)
-        tmp = np.empty((n_masks, block), dtype=np.uint64)
-        pop = np.empty((n_masks, block), dtype=np.uint8)
-        for s in chunk:
-            sub = words[:, s : s + block]
-            w = sub.shape[1]
-            for i in range(n_masks):
-                m = n_masks - i
-                np.bitwise_and(sub[i], sub[i:], out=tmp[:m, :w])
-                np.bitwise_count(tmp[:m, :w], out=pop[:m, :w])
-                inter[i, i:] += pop[:m, :w].sum(axis=1, dtype=np.uint32)  # ≤ 64 × block fits
-        return inter
-
-    if threads == 1:
-        inter = work(starts)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            inter = sum(pool.map(work, [starts[i::threads] for i in range(threads)]))
-    upper = np.triu(inter)
-    return upper + np.triu(upper, 1).T
-
-
-def packed_from_files(paths: Mapping[str, str | Path]) -> PackedMasks:
-    """:class:`PackedMasks` straight from mask files: their bytes are already ``numpy.packbits`` of each tensor,
-    so they are copied into the word matrix as they are, instead of unpacking to bool and packing again."""
-    from safetensors.numpy import load_file
-
-    from subnetworks.masks import MaskError, read_metadata
-
-    labels = list(paths)
-    if not labels:
-        raise ValueError("no masks to compare")
-    shapes_json = read_metadata(paths[labels[0]]).get("shapes")
-    shapes = json.loads(shapes_json)
-    segments, start = {}, 0
-    for name, shape in shapes.items():
-        n = int(np.prod(shape))
-        segments[name] = (start, start + -(-n // 64), n)
-        start += -(-n // 64)
-    words = np.zeros((len(labels), start), dtype=np.uint64)
-    for row, label in enumerate(labels):
-        if read_metadata(paths[label]).get("shapes") != shapes_json:
-            raise MaskError(f"{paths[label]} covers other tensors than {paths[labels[0]]}")
-        arrays = load_file(str(paths[label]))
-        as_bytes = words[row].view(np.uint8)
-        for name, (first, _, n) in segments.items():
-            packed = arrays[name]
-            as_bytes[first * 8 : first * 8 + packed.size] = packed
-    return PackedMasks(labels, words, segments)
-
 
 _NUMBA_KERNEL = None
 
@@ -202,7 +68,7 @@ def _numba_kernel():
 
 
 def pairwise_counts_numba(words: np.ndarray, block: int = 1024) -> np.ndarray:
-    """The same counts as :func:`pairwise_counts_blocked` with one fused, compiled pass (needs numba, which is
+    """The counts of :func:`subnetworks.overlap.intersections` in one fused, compiled pass (needs numba, which is
     not a dependency of the project: ImportError without it). Each loaded word serves four pairs."""
     return _numba_kernel()(np.ascontiguousarray(words), block)
 

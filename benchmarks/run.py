@@ -21,8 +21,8 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 from benchmarks.common import REPO, Row, load_average, machine  # noqa: E402
 
 BENCHES = ("step", "prune", "overlap", "files", "pipeline")
-FULL = dict(step_repeats=3, step_warmup=1, batch=8, seq=128, prune_repeats=2, overlap_repeats=2, bool_pairs=3, kept_repeats=3)
-QUICK = dict(step_repeats=1, step_warmup=1, batch=2, seq=16, prune_repeats=1, overlap_repeats=1, bool_pairs=1, kept_repeats=1)
+FULL = dict(step_repeats=3, step_warmup=1, batch=8, seq=128, prune_repeats=2, overlap_repeats=2, bool_pairs=3)
+QUICK = dict(step_repeats=1, step_warmup=1, batch=2, seq=16, prune_repeats=1, overlap_repeats=1, bool_pairs=1)
 
 
 def _fmt_ratio(row: Row) -> str:
@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         elif name == "overlap":
             rows += bench_overlap.run(models, args.quick, s["overlap_repeats"], 1, s["bool_pairs"])
         elif name == "files":
-            rows += bench_files.run(models, args.quick, s["kept_repeats"])
+            rows += bench_files.run(models, args.quick)
         elif name == "pipeline":
             rows += bench_pipeline.run(args.pipeline_timings)
         seconds_per_bench[name] = round(time.perf_counter() - start, 1)

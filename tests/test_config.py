@@ -44,8 +44,14 @@ def test_run_keys_are_pinned():
     assert run_key("prune", 1, TrainConfig(learning_rate=1e-4)) == "61a7d4a5e210"
     ctx = Context.create(load_study(SMOKE), "/nonexistent")
     assert ctx.data_key("xnli", "ur") == "e0d7fdb99d41"
-    assert ctx.prune_key("xnli", "ur") == "f30862616144"
-    assert ctx.transfer_key("xnli", "ur", 0.5) == "6fbccc6355e9"
+    assert ctx.prune_key("xnli", "ur") == "be7b45616261"
+    assert ctx.transfer_key("xnli", "ur", 0.5) == "20985c6d1568"
+
+
+def test_a_new_field_with_its_default_keeps_run_keys():
+    """Defaults are left out of keys at every depth, also inside plain dicts (the prune key's training config)."""
+    assert run_key("prune", 3, {"train": TrainConfig()}) == run_key("prune", 3, {"train": {}})
+    assert run_key("prune", 3, {"train": TrainConfig(head_learning_rate=0.02)}) != run_key("prune", 3, {"train": {}})
 
 
 def test_keys_ignore_runtime_and_depend_on_what_matters(tmp_path):

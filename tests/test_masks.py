@@ -36,6 +36,16 @@ def test_roundtrip_on_sizes_not_multiple_of_eight(tmp_path):
     assert meta["format_version"] == "1"
 
 
+def test_roundtrip_keeps_the_tensor_order_and_equal_masks_give_equal_bytes(tmp_path):
+    shapes = {"z": (4, 3), "a": (9,), "m": (2, 2)}  # not sorted: pruning breaks ties in this order
+    mask = _random_mask(shapes)
+    first = save_mask(mask, tmp_path / "1.safetensors", task="xnli", lang="ur", seed=1, level=2, extra="x")
+    assert list(load_mask(first).tensors) == ["z", "a", "m"]
+    again = Mask({n: t.clone() for n, t in mask.tensors.items()}, dict(reversed(list(mask.meta.items()))))
+    second = save_mask(again, tmp_path / "2.safetensors", extra="x", level=2, seed=1, lang="ur", task="xnli")
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_packed_file_is_about_one_bit_per_weight(tmp_path):
     mask = _random_mask({"w": (512, 512)})
     path = save_mask(mask, tmp_path / "m.safetensors")

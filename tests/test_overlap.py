@@ -95,3 +95,30 @@ def test_spearman():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_packed_from_files_equals_packed_in_memory_and_counts_match_bool_tensors(tmp_path):
+    from subnetworks.masks import save_mask
+    from subnetworks.overlap import intersections
+
+    masks = {f"m{i}": _mask(0.2 + 0.1 * i, i) for i in range(5)}
+    paths = {label: save_mask(m, tmp_path / f"{label}.safetensors") for label, m in masks.items()}
+    from_files, in_memory = PackedMasks.from_files(paths), PackedMasks.pack(masks)
+    assert np.array_equal(from_files.words, in_memory.words) and from_files.segments == in_memory.segments
+    for by in ("all", "layer", "module"):
+        assert pairwise(from_files, by) == pairwise(in_memory, by)
+    labels = list(masks)
+    truth = np.array([[sum(int((masks[a].tensors[n] & masks[b].tensors[n]).sum()) for n in SHAPES) for b in labels]
+                      for a in labels])
+    for block, threads in ((1, 1), (2, 2), (8192, None)):  # many blocks over threads, and one block
+        assert np.array_equal(intersections(in_memory.words, block=block, threads=threads), truth)
+
+
+def test_masks_of_other_shapes_are_not_packed_together(tmp_path):
+    from subnetworks.masks import MaskError, save_mask
+
+    a = save_mask(_mask(0.5, 0), tmp_path / "a.safetensors")
+    b = save_mask(Mask({"encoder.layer.0.attention.self.query.weight": torch.ones(3, 3, dtype=torch.bool)}),
+                  tmp_path / "b.safetensors")
+    with pytest.raises(MaskError, match="b.safetensors covers other tensors"):
+        PackedMasks.from_files({"a": a, "b": b})

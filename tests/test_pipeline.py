@@ -33,8 +33,9 @@ def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     params = smoke_params(root)
-    first = cli("run", str(params))
+    first = cli("run", str(params), "--set", "runtime.workers=2")  # the parallel scheduler; runtime is not in run keys
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "on 2 workers" in first.stdout, first.stdout[-2000:]
     second = cli("run", str(params))
     assert second.returncode == 0, second.stderr[-3000:]
     return root, params, first, second

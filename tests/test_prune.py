@@ -67,6 +67,44 @@ def test_ties_are_broken_by_lowest_global_index():
     assert mask.meta["ties_at_threshold"] == "4"
 
 
+def _reference_prune(weights: dict, mask: Mask, sparsity: float) -> Mask:
+    """The definition, by a stable sort: largest |w| among kept weights first, lower global index first on ties."""
+    names = list(mask.tensors)
+    scores = torch.cat([weights[n].abs().float().reshape(-1) for n in names])
+    kept = torch.cat([mask.tensors[n].reshape(-1) for n in names])
+    candidates = kept.nonzero().reshape(-1)
+    order = torch.sort(-scores[candidates], stable=True).indices
+    flat = torch.zeros_like(kept)
+    flat[candidates[order[: kept_count(mask.numel, sparsity)]]] = True
+    out, offset = {}, 0
+    for n in names:
+        size = mask.tensors[n].numel()
+        out[n] = flat[offset : offset + size].reshape(mask.tensors[n].shape)
+        offset += size
+    return Mask(out)
+
+
+@pytest.mark.parametrize("grid", [0.0, 0.125, 1 / 3])  # continuous, a 4-bit-like grid (many ties), a coarse one
+def test_magnitude_prune_equals_the_sorted_definition(grid):
+    g = torch.Generator().manual_seed(3)
+    weights = {"z": torch.randn(17, 5, generator=g), "a": torch.randn(64, generator=g), "m": torch.randn(3, 7, generator=g)}
+    if grid:
+        weights = {n: torch.round(w / grid) * grid for n, w in weights.items()}
+    weights["a"][:5] = 0.0  # kept zeros compete too
+    mask = Mask({n: torch.rand(w.shape, generator=g) < 0.8 for n, w in weights.items()})
+    for sparsity in (0.3, 0.5, 0.77, 0.95):
+        ours = magnitude_prune(weights, mask, sparsity)
+        assert ours == _reference_prune(weights, mask, sparsity), sparsity
+        assert list(ours.tensors) == ["z", "a", "m"]  # the given order, not sorted: it decides ties
+
+
+def test_magnitude_prune_of_bf16_weights_ranks_their_float_values():
+    g = torch.Generator().manual_seed(4)
+    weights = {"a": torch.randn(40, 9, generator=g).bfloat16(), "b": torch.randn(33, generator=g).bfloat16()}
+    full = Mask.full({n: w.shape for n, w in weights.items()})
+    assert magnitude_prune(weights, full, 0.6) == _reference_prune(weights, full, 0.6)
+
+
 def test_magnitude_prune_is_pure_and_deterministic():
     weights = {"a": torch.randn(50, 7)}
     before = weights["a"].clone()

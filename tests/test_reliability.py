@@ -13,9 +13,6 @@ and no load path can unpickle.
 * Safety: a guard makes every unpickling (``pickle``, ``torch.load`` without ``weights_only=True``, ``np.load`` with
   ``allow_pickle``) raise while every load path runs; a static scan forbids unsafe loaders in lib/, scripts/ and the
   notebooks.
-
-Tests marked ``xfail(strict=True)`` pin defects in files this test file does not own, with the fix in the reason;
-they fail loudly (XPASS) once fixed, so the marker gets removed.
 """
 
 from __future__ import annotations
@@ -132,12 +129,6 @@ def test_killed_runs_resume_to_identical_results(killed):
     assert s["compared"].get("masks", 0) >= 12 and s["compared"].get("metrics", 0) >= 8, detail
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (pipeline.render_report): an error in the report notebook escapes as papermill's "
-    "PapermillExecutionError with a full traceback (exit 1); here a damaged metrics.json of a finished run. Fix: "
-    "`try: kernel.execute(NOTEBOOKS / '05_report.ipynb', executed, parameters) except papermill."
-    "PapermillExecutionError as err: raise StageFailed(f'report failed with {err.ename}: {err.evalue}\\n  "
-    "executed notebook: {executed}') from None`"))
 def test_damaged_finished_run_is_one_error_naming_the_file_and_its_done(killed):
     root, _ = killed
     art = root / "killed" / "artifacts"
@@ -157,13 +148,6 @@ def test_same_seed_gives_bit_identical_masks_and_metrics(tiny):
     _same(tiny.a.data_dir(TASK, "en").path, tiny.b.data_dir(TASK, "en").path, "datasets")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (masks.save_mask): safetensors writes the metadata in a per-process hash order, so two identical masks "
-    "are different files (same bits, same metadata; breaks checksums and content-addressed caches). Fix: write "
-    "`canonical(safetensors.numpy.save(arrays, metadata=metadata))` through the atomic write, where canonical() "
-    "re-dumps the JSON header with sort_keys=True, separators=(',', ':'), ensure_ascii=False, pads it with spaces "
-    "to a multiple of 8 and puts its new length in the first 8 bytes (little-endian); the tensor bytes and their "
-    "offsets are unchanged"))
 def test_same_seed_gives_byte_identical_mask_files(tiny):
     run_a, run_b = tiny.a.prune_dir(TASK, "en", 57).path, tiny.b.prune_dir(TASK, "en", 57).path
     for f in sorted(run_a.rglob("*.safetensors")):
@@ -228,12 +212,6 @@ def test_half_written_mask_is_rejected_naming_the_file(tiny, tmp_path):
         stages.run_prune(tiny.context(ctx.artifacts), TASK, "en", 57)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (stages.run_prune): the mask error says 'delete it and rerun the stage that wrote it', but level 0, which "
-    "wrote it, is DONE and never reruns: the rerun fails with 'mask file … does not exist' for ever. Fix: in the "
-    "level loop, treat level k-1 as unfinished when level k is unfinished and one of its masks is missing or "
-    "unreadable (catch MaskError/FileNotFoundError from M.load_mask on level k's files, unlink level k-1's DONE, "
-    "and restart the loop at k-1)"))
 def test_following_the_half_written_mask_message_redoes_it(tiny, tmp_path):
     ctx = _copy(tiny, tmp_path / "art")
     run = ctx.prune_dir(TASK, "en", 57)
@@ -247,10 +225,6 @@ def test_following_the_half_written_mask_message_redoes_it(tiny, tmp_path):
     _same(tiny.a.prune_dir(TASK, "en", 57).path, run.path, "masks", "metrics")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (stages.load_data): a truncated Arrow file raises pyarrow's OSError ('Expected to be able to read … "
-    "bytes'), which escapes without naming the file or the run. Fix: catch OSError as well: "
-    "`except (OSError, ValueError) as err: raise ArtifactError(f'{run.path} is damaged ({err}): delete it and rerun')`"))
 def test_half_written_dataset_is_rejected_naming_the_run(tiny, tmp_path):
     ctx = _copy(tiny, tmp_path / "art")
     run = ctx.data_dir(TASK, "en")
@@ -259,11 +233,6 @@ def test_half_written_dataset_is_rejected_naming_the_run(tiny, tmp_path):
         stages.load_data(tiny.context(ctx.artifacts), TASK, "en")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (pipeline.StageRun.finished): a run counts as finished when DONE and notebook.ipynb exist, so a "
-    "half-written notebook is taken as finished and never redone. Fix: also parse it: `try: json.loads(self.run_dir."
-    "file(EXECUTED).read_text(encoding='utf-8')) except (OSError, ValueError): return False` (the rerun only "
-    "re-executes the notebook: the stage itself is DONE and returns at once)"))
 def test_half_written_notebook_is_not_taken_as_finished(tiny, tmp_path):
     from subnetworks.pipeline import EXECUTED, plan
 
@@ -311,11 +280,6 @@ def _fill_disk():
     resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (cli.main): an OSError in the runner (papermill writing the executed notebook to a full disk) escapes as "
-    "a traceback with exit 1. Fix: in cli.main add `except OSError as err: print(f\"error: cannot write "
-    "{err.filename or 'an artefact'}: {err.strerror}: free space there or choose another --artifacts\", "
-    "file=sys.stderr); return 2` after the existing except clause (FileNotFoundError is already an OSError)"))
 def test_disk_full_through_the_cli_is_one_clear_error(tiny, tmp_path):
     art = tmp_path / "art"
     out = subprocess.run(
@@ -354,7 +318,7 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
 
 @dataclass
 class Bad:
-    """One bad input: how to make it, what the error must say (problem, fix), and a known defect if any."""
+    """One bad input: how to make it, and what the error must say (problem, fix)."""
 
     id: str
     edit: Callable[[dict], None] | None = None
@@ -362,7 +326,6 @@ class Bad:
     args: tuple[str, ...] = ()
     problem: str = ""  # regex the error line must match
     fix: str = ""  # regex for the fix it names ("" when the problem statement is the fix)
-    defect: str = ""
 
 
 BAD_PARAMS = [
@@ -380,10 +343,7 @@ BAD_PARAMS = [
     Bad("sparsity-one", _set("prune.schedule", [0.5, 1.0]), problem=r"prune\.schedule: sparsity 1\.0 is outside \(0, 1\)"),
     Bad("sparsity-negative", _set("prune.schedule", [-0.5, 0.5]), problem=r"sparsity -0\.5 is outside \(0, 1\)"),
     Bad("transfer-sparsity-zero", _set("transfer.sparsities", [0.0]),
-        problem=r"transfer\.sparsities.*sparsity 0\.0 is outside \(0, 1\)",
-        defect="config._validate_study: the message does not name the field (it says only 'sparsity 0.0 is outside "
-               "(0, 1)'). Fix: `try: study.check_sparsity(s) except ConfigError as err: raise ConfigError(f'transfer."
-               "sparsities: {err}') from None`"),
+        problem=r"transfer\.sparsities.*sparsity 0\.0 is outside \(0, 1\)"),
     Bad("transfer-sparsity-not-a-level", _set("transfer.sparsities", [0.7]),
         problem=r"sparsity 0\.7 is not a level of prune\.schedule \[0\.5, 0\.8\]"),
     Bad("schedule-not-increasing", _set("prune.schedule", [0.8, 0.5]),
@@ -410,21 +370,10 @@ BAD_PARAMS = [
     Bad("set-bad-value", args=("--set", "prune.schedule=[0.8, 0.5]"), problem=r"not strictly increasing"),
     Bad("set-without-equals", args=("--set", "prune.schedule"),
         problem=r"--set 'prune\.schedule' must look like key\.sub=value"),
-    Bad("set-invalid-yaml", args=("--set", "prune.schedule=[0.5"), problem=r"--set prune\.schedule",
-        defect="pipeline.effective_params: `yaml.safe_load(raw)` of a --set value raises yaml.ParserError (traceback, "
-               "exit 1). Fix: `try: node[last] = yaml.safe_load(raw) except yaml.YAMLError as err: raise ConfigError("
-               "f'--set {item!r}: {raw!r} is not a YAML value ({err})') from None`"),
-    Bad("set-into-a-list", args=("--set", "seeds.x=1"), problem=r"--set seeds\.x",
-        defect="pipeline.effective_params walks `node.setdefault(part, {})` into a list (TypeError traceback, exit 1). "
-               "Fix: `if not isinstance(node, dict) or not isinstance(node.get(part, {}), dict): raise ConfigError("
-               "f'--set {key}: {part!r} is not a section')`"),
+    Bad("set-invalid-yaml", args=("--set", "prune.schedule=[0.5"), problem=r"--set prune\.schedule"),
+    Bad("set-into-a-list", args=("--set", "seeds.x=1"), problem=r"--set seeds\.x"),
     Bad("artifacts-under-a-file", args=("--artifacts", "<file>/sub"), problem=r"artefacts directory|cannot (create|write)",
-        fix=r"--artifacts",
-        defect="pipeline.effective_params writes params/<name>-<digest>.yaml under the artefacts before "
-               "store.exclusive() checks the directory, so NotADirectoryError/PermissionError escape as a traceback "
-               "(exit 1). Fix: wrap the write: `except OSError as err: raise ArtifactError(f'cannot write the artefacts "
-               "directory {target.parent}: {err.strerror}: choose another with --artifacts') from err` (or use "
-               "store.atomic_write_bytes inside that try, which also removes the fixed '.tmp' name two runs race on)"),
+        fix=r"--artifacts"),
 ]
 
 
@@ -442,8 +391,7 @@ def _cli_main(argv: list[str], capsys) -> tuple[int, list[str], str]:
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.defect)] if c.defect else [])
-             for c in BAD_PARAMS]
+    "case", [pytest.param(c, id=c.id) for c in BAD_PARAMS]
 )
 def test_bad_params_fail_fast_with_one_clear_error(case: Bad, tiny, tmp_path, capsys):
     params, art = tmp_path / f"{case.id}.yaml", tmp_path / "artifacts"
@@ -529,11 +477,7 @@ def _broken_xnli(tiny, dest: Path, how: str) -> Path:
     ("one label", "en", r"/en/train has fewer than two distinct labels"),
     ("no label", "en", r"/en/train lacks column\(s\) \['label'\]"),
     ("no data", "fa", r"config 'fa'.* could not be loaded"),  # a target language the dataset does not have
-    pytest.param("labels only in test", "en", r"xnli-labels-only-in-test", marks=pytest.mark.xfail(strict=True, reason=(
-        "defect (data._hub_load): when the splits disagree on their columns, datasets raises DatasetGenerationError "
-        "('An error occurred while generating the dataset'), which escapes without naming the dataset or split. Fix: "
-        "add datasets.exceptions.DatasetGenerationError to the exceptions _hub_load turns into DataError (and say "
-        "'Hub datasets need internet' only when the path is not a local folder)"))),
+    ("labels only in test", "en", r"xnli-labels-only-in-test.*could not be loaded"),
 ])
 def test_bad_data_fails_in_the_data_stage_and_finishes_nothing(tiny, tmp_path, how, lang, message):
     data = copy.deepcopy(tiny.raw)
@@ -548,12 +492,6 @@ def test_bad_data_fails_in_the_data_stage_and_finishes_nothing(tiny, tmp_path, h
     assert not _dones(ctx.artifacts)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (data._hub_load): datasets.load_dataset caches a local folder by its name and card, not by its files, "
-    "so another folder of the same name, or the same folder regenerated (smoke-assets, build_demo_data), is served "
-    "from the stale cache: a study silently trains on old data. Fix: for a local folder pass "
-    "`download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD` (local parquet rebuilds in milliseconds), or load its "
-    "parquet files directly with `datasets.load_dataset('parquet', data_files=..., cache_dir=<a fresh tmp dir>)`"))
 def test_a_changed_local_dataset_is_not_read_from_a_stale_cache(tiny, tmp_path):
     import dataclasses
 
@@ -570,11 +508,6 @@ def _model_copy(tiny, dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (models.load_model): a truncated model.safetensors raises safetensors' SafetensorError ('Error while "
-    "deserializing header: incomplete metadata…'), which names neither the file nor a fix. Fix: catch it next to "
-    "OSError: `except (OSError, SafetensorError) as err: raise ModelUnavailable(f'{name}: its weights could not be "
-    "read ({err}): the model folder is damaged; delete it and make it again') from err`"))
 def test_truncated_model_weights_name_the_file(tiny, tmp_path):
     from subnetworks.models import load_model
 
@@ -584,14 +517,6 @@ def test_truncated_model_weights_name_the_file(tiny, tmp_path):
         load_model(str(folder), "seqcls", num_labels=3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (models.load_model): a foreign model.safetensors (none of the encoder's weights) loads WITHOUT an error: "
-    "transformers initialises every missing weight at random and load_model silences its report, so a study would "
-    "run on a random encoder. Fix: `model, info = auto.from_pretrained(name, output_loading_info=True, **kwargs)`; "
-    "`lost = [k for k in info['missing_keys'] if k.startswith(p := model.base_model_prefix + '.') and not "
-    "k.startswith(p + 'pooler.')]` (an MLM checkpoint legitimately lacks the pooler and the task head); if lost: "
-    "raise ModelUnavailable(f'{name}: its weights lack {len(lost)} encoder tensors, e.g. {lost[:2]}: not a "
-    "checkpoint of this model')"))
 def test_foreign_model_weights_are_rejected(tiny, tmp_path):
     from safetensors.torch import save_file
 
@@ -603,10 +528,6 @@ def test_foreign_model_weights_are_rejected(tiny, tmp_path):
         load_model(str(folder), "seqcls", num_labels=3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (stages._load_head, prune.head_at_rewind: trained): a truncated head.safetensors raises a bare "
-    "SafetensorError without the file's name. Fix: `except (OSError, SafetensorError) as err: raise ArtifactError("
-    "f'{path} is damaged ({err}): delete {path.parent / \"DONE\"} and rerun') from err`"))
 def test_truncated_head_names_the_file(tiny, tmp_path):
     from safetensors.torch import save_file
 
@@ -797,10 +718,6 @@ def _sources() -> list[tuple[str, str]]:
     return out
 
 
-# Known violations, each pinned by an xfail test below: a new one anywhere fails test_static_scan_finds_no_unsafe_loader.
-KNOWN_UNSAFE = {"lib/subnetworks/executors.py": ["import pickle"]}
-
-
 def _scan() -> dict[str, list[str]]:
     sources = _sources()
     assert any(name.startswith("lib/subnetworks/") for name, _ in sources) and any(n.endswith(".ipynb") for n, _ in sources)
@@ -808,18 +725,8 @@ def _scan() -> dict[str, list[str]]:
 
 
 def test_static_scan_finds_no_unsafe_loader():
-    problems = {name: found for name, found in _scan().items() if KNOWN_UNSAFE.get(name) != found}
+    problems = _scan()
     assert not problems, problems
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (executors._job_results): reads submitit's result files with pickle.load, a load path that unpickles "
-    "whatever sits in the job folder. Fix: in StageJob.__call__, `value = execute_job(...)`, then also write it as "
-    "JSON with store.write_json into the job's folder (e.g. submitit.JobEnvironment().paths.folder / "
-    "f'{job_id}_result.json'); in _job_results read that file with store.read_json instead of "
-    "job.paths.result_pickle; then drop executors.py from KNOWN_UNSAFE"))
-def test_known_unsafe_loaders_are_gone():
-    assert not {name: found for name, found in _scan().items() if name in KNOWN_UNSAFE}
 
 
 def test_static_scan_would_catch_each_unsafe_loader():

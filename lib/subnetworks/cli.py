@@ -27,10 +27,36 @@ def _parser() -> argparse.ArgumentParser:
                            help="local: here, one stage run after another; slurm: one Slurm job per stage run "
                                 "(default: runtime.executor, which defaults to local)")
             p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs and report how they ended")
+    cost = sub.add_parser("cost", help="optimiser steps and jobs of the study's grid, before it runs",
+                          description="optimiser steps and jobs of the study's grid, before it runs")
+    cost.add_argument("params", help="params file, e.g. params/paper.yaml")
+    cost.add_argument("--artifacts", default="", help="artefacts directory (finished data stages give measured sizes)")
+    cost.add_argument("--seconds-per-example", type=float, default=0.0,
+                      help="training seconds per example at the study's sequence length (e.g. from benchmarks/): "
+                           "adds device hours")
     assets = sub.add_parser("smoke-assets", help="make the tiny model and data that params/smoke.yaml uses")
     assets.add_argument("--root", default=".cache/smoke", help="where to write them (default .cache/smoke)")
     assets.add_argument("--languages", nargs="+", default=["en", "ur", "zh"])
     return parser
+
+
+def _print_cost(params: str, artifacts: str, seconds_per_example: float) -> None:
+    from .config import load_study
+    from .cost import grid_cost
+    from .executors import grid_summary
+    from .pipeline import plan
+    from .stages import Context
+
+    ctx = Context.create(load_study(params), artifacts)
+    jobs = grid_summary(plan(ctx, params))
+    print(f"{jobs['jobs']} Slurm jobs (stage runs and the report) in {jobs['sbatch_submissions']} submissions: {jobs['per_stage']}")
+    print(f"{'stage':<9} {'task':<6} {'runs':>5} {'steps':>12} {'examples':>14}" + ("  hours" if seconds_per_example else ""))
+    for c in grid_cost(ctx):
+        steps = f"{c.steps:,}" if c.steps is not None else "unknown"
+        examples = f"{c.examples:,}" if c.examples is not None else "unknown"
+        hours = f"  {c.examples * seconds_per_example / 3600:,.0f}" if seconds_per_example and c.examples else ""
+        note = f"  (training size of {', '.join(c.unknown)} known after the data stage)" if c.steps is None else ""
+        print(f"{c.stage:<9} {c.task:<6} {c.runs:>5} {steps:>12} {examples:>14}{hours}{note}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             pipeline.run_study(args.params, args.artifacts, args.overrides, reports_dir=args.reports,
                                executor=args.executor, wait=args.wait)
+        elif args.command == "cost":
+            _print_cost(args.params, args.artifacts, args.seconds_per_example)
         elif args.command == "status":
             rows = pipeline.status(args.params, args.artifacts, args.overrides)
             width = max(len(r["run"]) for r in rows)
@@ -68,5 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(pipeline.render_report(ctx, effective, kernel, args.reports))
     except (ConfigError, ArtifactError, LockedError, StageFailed, SlurmError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # after FileNotFoundError above: a full disk, a file size limit, an unwritable path
+        print(f"error: cannot write {err.filename or 'an artefact'}: {err.strerror or err}: free space there or "
+              "choose another --artifacts", file=sys.stderr)
         return 2
     return 0

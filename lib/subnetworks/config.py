@@ -39,6 +39,7 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW weight decay (not on biases and LayerNorm)
     warmup_ratio: float = 0.0  # share of steps with linear warm-up, then linear decay to zero
     freeze_word_embeddings: bool = False  # never pruned; freezing them saves most of the optimiser's work
+    head_learning_rate: float = 0.0  # peak rate of the task head (outside the encoder); 0 = learning_rate
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ class RuntimeConfig:
     data_dir: str = "data/demo"
     reports_dir: str = "reports"
     eval_batch_size: int = 128
-    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    num_threads: int = 0  # torch CPU threads per worker; 0 = torch's default (with workers > 1: cores / workers)
+    workers: int = 1  # local executor: stage runs at once, each in its own kernel (small models scale better so)
     progress: bool = True  # tqdm progress bars
     readme_results: bool = False  # copy the report's results.md into README.md between its result markers
     executor: str = "local"  # local: one stage run after another here | slurm: Slurm jobs through submitit
@@ -267,9 +269,14 @@ def _validate_study(study: StudyConfig) -> StudyConfig:
     if study.prune.head_at_rewind not in ("init", "trained"):
         raise ConfigError(f"prune.head_at_rewind {study.prune.head_at_rewind!r} is unknown: use 'init' or 'trained'")
     for s in study.transfer.sparsities:
-        study.check_sparsity(s)
+        try:
+            study.check_sparsity(s)
+        except ConfigError as err:
+            raise ConfigError(f"transfer.sparsities: {err}") from None
     if not study.seeds:
         raise ConfigError("seeds is empty: give at least one seed, e.g. [57]")
+    if study.runtime.workers < 1:
+        raise ConfigError(f"runtime.workers is {study.runtime.workers}: give 1 or more")
     return study
 
 
@@ -337,6 +344,8 @@ def non_default(obj: Any) -> Any:
 
     Leaving defaults out of run keys means a new field with a default keeps old run keys valid.
     """
+    if isinstance(obj, Mapping):
+        return {key: non_default(value) for key, value in obj.items()}
     if not dataclasses.is_dataclass(obj):
         return to_jsonable(obj)
     out = {}

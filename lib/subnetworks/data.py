@@ -9,6 +9,7 @@ Hub sources (XNLI, WikiAnn, Wikipedia) are mapped onto it here; embedded sources
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,18 +33,27 @@ class DataError(ValueError):
 
 
 def _hub_load(task: TaskConfig, lang: str, split: str) -> datasets.Dataset:
+    """One split through ``datasets.load_dataset``: a hub name, or a local folder in the hub's layout.
+
+    datasets caches a local folder by its name, not its files, so a regenerated folder would be served from a stale
+    cache (and parallel workers would race on it): a local folder is read through a private, temporary cache."""
+    from datasets.exceptions import DatasetGenerationError
+
     name = task.config.format(lang=lang) or None
-    path = str(resolve_path(task.dataset)) if resolve_path(task.dataset).exists() else task.dataset
+    local = resolve_path(task.dataset).exists()
+    path = str(resolve_path(task.dataset)) if local else task.dataset
     try:
+        if local:
+            with tempfile.TemporaryDirectory(prefix="subnetworks-data-") as cache:
+                return datasets.load_dataset(path, name, split=split, cache_dir=cache, keep_in_memory=True)
         if task.stream_take:
             stream = datasets.load_dataset(path, name, split=split, streaming=True)
             return datasets.Dataset.from_list(list(stream.take(task.stream_take)))
         return datasets.load_dataset(path, name, split=split)
-    except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
-        raise DataError(
-            f"dataset {task.dataset!r} (config {name!r}, split {split!r}) could not be loaded: {err}. "
-            "Hub datasets need internet; params/demo.yaml runs fully offline on the embedded data"
-        ) from err
+    except (FileNotFoundError, ConnectionError, OSError, ValueError, DatasetGenerationError) as err:
+        hint = ("check that folder's files" if local else
+                "Hub datasets need internet; params/demo.yaml runs fully offline on the embedded data")
+        raise DataError(f"dataset {task.dataset!r} (config {name!r}, split {split!r}) could not be loaded: {err}. {hint}") from err
 
 
 def _text_units(ds: datasets.Dataset, min_chars: int = 20) -> datasets.Dataset:

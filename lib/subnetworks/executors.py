@@ -138,7 +138,9 @@ class StageJob:
         self.lock_timeout = lock_timeout
 
     def __call__(self) -> dict[str, Any]:
-        return execute_job(self.run, self.lock_timeout)
+        value = execute_job(self.run, self.lock_timeout)
+        _write_result(value)
+        return value
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         from submitit.helpers import DelayedSubmission
@@ -579,17 +581,33 @@ def _local_failures(jobs: dict[str, Any]) -> dict[str, str]:
     return failed
 
 
+def _result_json(result_pickle: Path | str) -> Path:
+    """Beside submitit's pickled result, the same value as JSON: what the submitter reads (never a pickle)."""
+    return Path(result_pickle).with_suffix(".json")
+
+
+def _write_result(value: dict[str, Any]) -> None:
+    import submitit
+
+    from .store import write_json
+
+    try:
+        paths = submitit.JobEnvironment().paths
+    except RuntimeError:  # called outside a submitit job: nobody reads a result file
+        return
+    write_json(_result_json(paths.result_pickle), value)
+
+
 def _job_results(sub: Submitter) -> dict[str, dict[str, Any]]:
-    """What each job returned (host, wall seconds, …), read from submitit's result files."""
-    import pickle
+    """What each job returned (host, wall seconds, …), read from the JSON each job writes beside its result."""
+    from .store import ArtifactError, read_json
 
     out = {}
     for label, job in sub.jobs.items():
         try:
-            with open(job.paths.result_pickle, "rb") as handle:
-                status, value = pickle.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            value = read_json(_result_json(job.paths.result_pickle))
+        except ArtifactError:  # the job failed or never ran
             continue
-        if status == "success" and isinstance(value, dict):
+        if isinstance(value, dict):
             out[label] = {k: v for k, v in value.items() if k != "label"}
     return out

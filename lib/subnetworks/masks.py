@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 FORMAT_VERSION = "1"
 MODULE_TYPES = ("query", "key", "value", "attention_output", "intermediate", "output", "pooler")
@@ -80,7 +80,7 @@ class Mask:
 
     @property
     def kept(self) -> int:
-        return int(sum(int(t.sum()) for t in self.tensors.values()))
+        return sum(int(torch.count_nonzero(t)) for t in self.tensors.values())  # bool sum() goes through int64
 
     @property
     def density(self) -> float:
@@ -99,7 +99,7 @@ class Mask:
         total: dict[str, int] = {}
         for name, tensor in self.tensors.items():
             k = key(name)
-            kept[k] = kept.get(k, 0) + int(tensor.sum())
+            kept[k] = kept.get(k, 0) + int(torch.count_nonzero(tensor))
             total[k] = total.get(k, 0) + tensor.numel()
         return {k: kept[k] / total[k] for k in total}
 
@@ -147,21 +147,35 @@ class Mask:
 
 
 def save_mask(mask: Mask, path: str | Path, **meta: object) -> Path:
-    """Write ``mask`` bit-packed to ``path`` (.safetensors) atomically, with metadata merged from ``mask.meta``."""
+    """Write ``mask`` bit-packed to ``path`` (.safetensors) atomically, with metadata merged from ``mask.meta``.
+
+    ``shapes`` keeps the mask's tensor order (the model's), which :func:`load_mask` restores: pruning breaks ties
+    and draws random controls in that order. Equal masks give byte-identical files (see :func:`_canonical`)."""
+    from .store import atomic_write_bytes
+
     path = Path(path)
     arrays = {n: np.packbits(t.detach().cpu().numpy().reshape(-1)) for n, t in mask.tensors.items()}
     metadata = {k: str(v) for k, v in {**mask.meta, **meta}.items()}
     metadata.update(
         format="subnetworks-mask",
         format_version=FORMAT_VERSION,
-        shapes=json.dumps(mask.shapes, sort_keys=True),
+        shapes=json.dumps(mask.shapes),
         density=repr(mask.density),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(arrays, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    atomic_write_bytes(path, _canonical(save(arrays, metadata=metadata)))
     return path
+
+
+def _canonical(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header in sorted key order.
+
+    safetensors writes the metadata in a per-process hash order, so equal masks would differ as files (and break
+    checksums). The tensor bytes and their offsets, relative to the end of the header, do not change."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + size :]
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -175,8 +189,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise MaskError(f"{path} is not a readable mask file ({err}): delete it and rerun the stage that wrote it") from err
 
 
-def load_mask(path: str | Path, shapes: Mapping[str, tuple[int, ...]] | None = None, model_name: str | None = None) -> Mask:
-    """Read a mask written by :func:`save_mask`; with ``shapes`` (and ``model_name``) validate it against a model."""
+def read_packed(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
+    """A mask file's metadata, its packed bytes per tensor (``numpy.packbits``, in the mask's tensor order) and
+    their shapes, checked to be a whole mask file of this format. The overlap code uses the bytes as they are."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"mask file {path} does not exist: run the pruning stage that writes it first")
@@ -189,14 +204,21 @@ def load_mask(path: str | Path, shapes: Mapping[str, tuple[int, ...]] | None = N
         arrays = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise MaskError(f"{path} is damaged ({err}): delete it and rerun the stage that wrote it") from err
-    stored_shapes = {n: tuple(s) for n, s in json.loads(meta["shapes"]).items()}
-    tensors = {}
-    for name, shape in stored_shapes.items():
-        count = int(np.prod(shape))
-        bits = np.unpackbits(arrays[name], count=count)
-        if bits.size != count:
-            raise MaskError(f"{path}: tensor {name!r} holds {bits.size} bits, its shape {shape} needs {count}")
-        tensors[name] = torch.from_numpy(bits.astype(bool).reshape(shape))
+    shapes = {n: tuple(s) for n, s in json.loads(meta["shapes"]).items()}
+    for name, shape in shapes.items():
+        need = -(-int(np.prod(shape)) // 8)
+        if name not in arrays or arrays[name].size != need:
+            raise MaskError(f"{path}: tensor {name!r} should hold {need} packed bytes for its shape {shape}")
+    return meta, {n: arrays[n] for n in shapes}, shapes
+
+
+def load_mask(path: str | Path, shapes: Mapping[str, tuple[int, ...]] | None = None, model_name: str | None = None) -> Mask:
+    """Read a mask written by :func:`save_mask`; with ``shapes`` (and ``model_name``) validate it against a model."""
+    meta, arrays, stored_shapes = read_packed(path)
+    tensors = {
+        name: torch.from_numpy(np.unpackbits(arrays[name], count=int(np.prod(shape))).astype(bool).reshape(shape))
+        for name, shape in stored_shapes.items()
+    }
     keep = ("format", "format_version", "shapes")
     mask = Mask(tensors, {k: v for k, v in meta.items() if k not in keep})
     if shapes is not None:

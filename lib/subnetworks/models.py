@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 TASK_KINDS = ("mlm", "seqcls", "tokcls")
@@ -70,10 +71,24 @@ def load_model(
         kwargs["num_labels"] = num_labels
     torch.manual_seed(head_seed)
     try:
-        model = auto.from_pretrained(name, **kwargs)
+        model, info = auto.from_pretrained(name, output_loading_info=True, **kwargs)
+    except SafetensorError as err:
+        raise ModelUnavailable(f"{name}: its weights could not be read ({err}): the model folder is damaged; "
+                               "delete it and make it again") from err
     except OSError as err:
         raise ModelUnavailable(_offline_hint(name)) from err
+    _check_encoder_loaded(name, model, info["missing_keys"])
     return model
+
+
+def _check_encoder_loaded(name: str, model: nn.Module, missing: list[str]) -> None:
+    """transformers initialises missing weights at random and only logs it: a checkpoint of another model would
+    silently give a random encoder. The pooler and the task head may legitimately be new (an MLM checkpoint)."""
+    prefix = model.base_model_prefix + "."
+    lost = sorted(k for k in missing if k.startswith(prefix) and not k.startswith(prefix + "pooler."))
+    if lost:
+        raise ModelUnavailable(f"{name}: its weights lack {len(lost)} encoder tensors, e.g. {lost[:2]}: "
+                               "not a checkpoint of this model")
 
 
 def load_tokenizer(name: str, revision: str | None = None):

@@ -7,16 +7,21 @@ seconds. The order is the dependency order data → prune → transfer, overlap 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import queue
+import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import yaml
 
-from .config import StudyConfig, load_study, read_params, repo_root, resolve_path
+from .config import ConfigError, StudyConfig, load_study, read_params, repo_root, resolve_path
 from .stages import Context
-from .store import RunDir, exclusive, write_json
+from .store import ArtifactError, RunDir, atomic_write_bytes, exclusive, write_json
 
 NOTEBOOKS = repo_root() / "notebooks"
 EXECUTED = "notebook.ipynb"
@@ -39,7 +44,15 @@ class StageRun:
 
     @property
     def finished(self) -> bool:
-        return self.run_dir.done and self.run_dir.file(EXECUTED).exists()
+        """DONE and a whole executed notebook; a half-written one means the notebook is run again (the stage
+        itself, being DONE, then returns at once)."""
+        if not self.run_dir.done:
+            return False
+        try:
+            json.loads(self.run_dir.file(EXECUTED).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return True
 
 
 def effective_params(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = ()) -> Path:
@@ -50,24 +63,37 @@ def effective_params(params_file: str | Path, artifacts: str | Path = "", overri
     study = load_study(params_file)  # validates the file itself first, with its own name in errors
     data = read_params(params_file)
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} must look like key.sub=value")
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = yaml.safe_load(raw)
+        _apply_override(data, item)
     text = yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     target = resolve_path(artifacts or study.runtime.artifacts) / "params" / f"{study.name}-{digest}.yaml"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        try:
+            atomic_write_bytes(target, text.encode("utf-8"))
+        except OSError as err:
+            raise ArtifactError(f"cannot write the artefacts directory {target.parent}: {err.strerror}: "
+                                "choose another with --artifacts") from err
     load_study(target)
     return target
+
+
+def _apply_override(data: dict, item: str) -> None:
+    """One ``--set key.sub=value`` into the raw params; the value is read as YAML (``[0.5, 0.8]``, ``true``)."""
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise ConfigError(f"--set {item!r} must look like key.sub=value")
+    node = data
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section of the params file")
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {key}: its parent is not a section of the params file")
+    try:
+        node[last] = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {key}: {raw!r} is not a YAML value ({str(err).splitlines()[0]})") from None
 
 
 def plan(ctx: Context, params_file: Path) -> list[StageRun]:
@@ -107,12 +133,16 @@ class SharedKernel:
     dozens of stage notebooks that would dominate a short study. Modules stay imported; variables do not.
     """
 
+    def __init__(self, threads: int = 0):
+        self.threads = threads  # torch/OpenMP threads in the kernel; 0 = its default
+
     def __enter__(self) -> "SharedKernel":
         from jupyter_client.manager import AsyncKernelManager
         from nbclient.util import run_sync
 
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}))
         self.km = AsyncKernelManager(kernel_name="python3")
-        run_sync(self.km.start_kernel)(cwd=str(repo_root()))
+        run_sync(self.km.start_kernel)(cwd=str(repo_root()), env=env)
         self.kc = self.km.client()
         self.kc.start_channels()
         run_sync(self.kc.wait_for_ready)(timeout=120)
@@ -153,6 +183,78 @@ def execute(run: StageRun, kernel: SharedKernel) -> float:
     return time.perf_counter() - start
 
 
+def execute_all(todo: list[StageRun], finished: Iterable[str], workers: int, threads: int, echo=print,
+                kernel: SharedKernel | None = None) -> Iterator[tuple[StageRun, float]]:
+    """Run ``todo``, each run once the runs it needs are finished; yields (run, wall seconds) as they finish.
+
+    One worker runs the plan's order in ``kernel``. Several workers are threads that each own a kernel (with
+    ``threads`` torch threads) for their whole life; they take the next ready run when free. A failed run stops new
+    starts; runs already going finish (they are independent), then the first failure is raised."""
+    if workers == 1:
+        for i, run in enumerate(todo, 1):
+            echo(f"[{i}/{len(todo)}] {run.label}")
+            yield run, execute(run, kernel)
+        return
+    done, pending, outbox = set(finished), list(todo), queue.Queue()
+    pool = [_Worker(threads, outbox) for _ in range(workers)]
+    idle, busy, failure, started = [], 0, None, 0
+    for worker in pool:
+        worker.start()
+    try:
+        while True:
+            worker, run, result = outbox.get()  # a worker is ready, finished a run, or could not start its kernel
+            if run is None and isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                idle.append(worker)
+            if run is not None:
+                busy -= 1
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                else:
+                    done.add(run.label)
+                    yield run, result
+            ready = [r for r in pending if all(label in done for label in r.after)] if failure is None else []
+            while idle and ready:
+                run = ready.pop(0)
+                pending.remove(run)
+                started += 1
+                echo(f"[{started}/{len(todo)}] {run.label}")
+                busy += 1
+                idle.pop().inbox.put(run)
+            if busy == 0:  # nothing running, so nothing more can become ready
+                break
+    finally:  # on an interrupt the workers are not waited for: their kernels exit with this process
+        for worker in pool:
+            worker.inbox.put(None)
+    for worker in pool:
+        worker.join()
+    if failure is not None:
+        raise failure
+    if pending:
+        raise StageFailed(f"runs wait for runs that are neither planned nor finished: {[r.label for r in pending]}")
+
+
+class _Worker(threading.Thread):
+    """A thread with its own kernel: takes runs from its inbox, puts (itself, run, wall seconds or error) out."""
+
+    def __init__(self, threads: int, outbox: queue.Queue):
+        super().__init__(daemon=True)
+        self.threads, self.outbox, self.inbox = threads, outbox, queue.Queue()
+
+    def run(self) -> None:
+        try:
+            with SharedKernel(self.threads) as kernel:
+                self.outbox.put((self, None, None))
+                while (run := self.inbox.get()) is not None:
+                    try:
+                        self.outbox.put((self, run, execute(run, kernel)))
+                    except Exception as err:  # noqa: BLE001 - handed to the scheduler, raised there
+                        self.outbox.put((self, run, err))
+        except Exception as err:  # noqa: BLE001
+            self.outbox.put((self, None, err))
+
+
 def report_paths(study: StudyConfig, reports_dir: str | Path = "") -> dict[str, Path]:
     root = resolve_path(reports_dir or study.runtime.reports_dir)
     return {"root": root, "html": root / "report.html"}
@@ -161,6 +263,7 @@ def report_paths(study: StudyConfig, reports_dir: str | Path = "") -> dict[str, 
 def render_report(ctx: Context, params_file: Path, kernel: SharedKernel, reports_dir: str | Path = "") -> Path:
     """Execute 05_report into the artefacts and convert it to one self-contained HTML file (code hidden)."""
     import nbformat
+    import papermill
     from nbconvert import HTMLExporter
 
     paths = report_paths(ctx.study, reports_dir)
@@ -168,12 +271,13 @@ def render_report(ctx: Context, params_file: Path, kernel: SharedKernel, reports
     executed = ctx.artifacts / "report" / EXECUTED
     executed.parent.mkdir(parents=True, exist_ok=True)
     parameters = {"params_file": str(params_file), "artifacts": str(ctx.artifacts), "reports_dir": str(paths["root"])}
-    kernel.execute(NOTEBOOKS / "05_report.ipynb", executed, parameters)
+    try:
+        kernel.execute(NOTEBOOKS / "05_report.ipynb", executed, parameters)
+    except papermill.PapermillExecutionError as err:
+        raise StageFailed(f"report failed with {err.ename}: {err.evalue}\n  executed notebook: {executed}") from None
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
     body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
-    tmp = paths["html"].with_suffix(".tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(paths["html"])
+    atomic_write_bytes(paths["html"], body.encode("utf-8"))
     return paths["html"]
 
 
@@ -206,16 +310,20 @@ def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: It
         return run_on_cluster(ctx, effective, reports_dir=reports_dir, wait=wait, echo=echo)
     start = time.perf_counter()
     timings: list[dict[str, Any]] = []
-    with exclusive(ctx.artifacts), SharedKernel() as kernel:
+    workers = ctx.study.runtime.workers
+    with exclusive(ctx.artifacts), ExitStack() as stack:
         runs = plan(ctx, effective)
         todo = [r for r in runs if not r.finished]
         refuse_in_flight(todo)
-        echo(f"{len(runs)} stage runs, {len(runs) - len(todo)} already finished, {len(todo)} to run")
-        for i, run in enumerate(todo, 1):
-            echo(f"[{i}/{len(todo)}] {run.label}")
-            wall = execute(run, kernel)
+        echo(f"{len(runs)} stage runs, {len(runs) - len(todo)} already finished, {len(todo)} to run"
+             + (f" on {workers} workers" if workers > 1 and todo else ""))
+        threads = ctx.study.runtime.num_threads or (max(1, len(os.sched_getaffinity(0)) // workers) if workers > 1 else 0)
+        kernel = stack.enter_context(SharedKernel()) if workers == 1 or not todo else None
+        finished = [r.label for r in runs if r.finished]
+        for run, wall in execute_all(todo, finished, workers if todo else 1, threads, echo, kernel):
             timing = run.run_dir.read_json("timing.json") if run.run_dir.file("timing.json").exists() else {}
             timings.append({"label": run.label, "wall_seconds": wall, "stage_seconds": timing.get("seconds", 0.0)})
+        kernel = kernel or stack.enter_context(SharedKernel())
         summary = _timing_summary(ctx, start, runs, todo, timings)
         if todo:  # the report shows the times of the last run that did work; a rerun's go to timings-latest.json
             write_json(ctx.artifacts / "timings.json", summary)
@@ -224,7 +332,7 @@ def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: It
         summary.update(report_seconds=time.perf_counter() - report_start, report=str(html))
     summary["total_seconds"] = total = time.perf_counter() - start
     if todo:
-        summary["orchestration_share"] = (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / total
+        summary["orchestration_share"] = _orchestration_share(summary, total, workers)
     write_json(ctx.artifacts / "timings" / f"{time.strftime('%Y%m%d-%H%M%S')}.json", summary)
     write_json(ctx.artifacts / "timings-latest.json", summary)
     if todo:
@@ -251,8 +359,14 @@ def _timing_summary(ctx: Context, start: float, runs: list, todo: list, timings:
         "runs": timings,
     }
     if todo:
-        summary["orchestration_share"] = (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / total
+        summary["orchestration_share"] = _orchestration_share(summary, total, ctx.study.runtime.workers)
     return summary
+
+
+def _orchestration_share(summary: dict[str, Any], total: float, workers: int) -> float:
+    """Worker time spent outside the stages themselves (kernel reset, papermill, notebook IO) over all workers' time."""
+    summary["workers"] = workers
+    return (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / (workers * total)
 
 
 def status(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = ()) -> list[dict[str, str]]:

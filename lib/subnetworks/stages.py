@@ -19,10 +19,11 @@ from .config import StudyConfig, TaskConfig, non_default, resolve_path, run_key
 from .data import encode, label_names, load_task, make_collator
 from .models import encoder_parameters, encoder_shapes, load_model, load_tokenizer, pick_device
 from .prune import magnitude_prune, random_mask_like, select_prunable
-from .store import ArtifactError, RunDir, environment
+from .store import DONE, ArtifactError, RunDir, atomic_write_bytes, environment
 from .train import evaluate, finetune
 
-STAGE_VERSIONS = {"model": 1, "data": 1, "prune": 2, "transfer": 1, "overlap": 1}  # prune 2: per-language random seeds
+# prune 2: per-language random seeds; 3: masks keep the model's tensor order on disk (ties, random draws)
+STAGE_VERSIONS = {"model": 1, "data": 1, "prune": 3, "transfer": 1, "overlap": 1}
 MASK_FILES = {"imp": "mask.safetensors", "random": "random_mask.safetensors", "pretrained": "pretrained_mask.safetensors"}
 
 
@@ -190,7 +191,7 @@ def load_data(ctx: Context, task: str, lang: str) -> tuple[datasets.DatasetDict,
     run = run_data(ctx, task, lang)
     try:
         return datasets.load_from_disk(str(run.file("encoded"))), run.read_json("stats.json")
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # a truncated Arrow file is pyarrow's OSError
         raise ArtifactError(f"{run.path} is damaged ({err}): delete it and rerun") from err
 
 
@@ -242,11 +243,19 @@ def run_prune(ctx: Context, task: str, lang: str, seed: int) -> RunDir:
     head = [k for k in theta0 if not k.startswith(model.base_model_prefix + ".")]
     meta = ctx.mask_meta(task, lang, seed)
     full = M.Mask.full({n: shapes[n] for n in names}, **meta)
-    levels = []
-    for level, sparsity in enumerate(schedule):
-        ldir = run.sub(f"level_{level:02d}")
+    levels: list[dict] = []
+    level = 0
+    while level < len(schedule):
+        sparsity, ldir = schedule[level], run.sub(f"level_{level:02d}")
         if ldir.done:
             levels.append(ldir.read_json("metrics.json"))
+            level += 1
+            continue
+        if level > 0 and not all(ldir.file(f).exists() for f in MASK_FILES.values()):
+            # Level k-1 writes level k's masks; one is gone (deleted as a damaged file's message says): redo k-1.
+            run.sub(f"level_{level - 1:02d}").file(DONE).unlink(missing_ok=True)
+            levels.pop()
+            level -= 1
             continue
         mask = full if level == 0 else M.load_mask(ldir.file(MASK_FILES["imp"]), shapes, ctx.study.model.name)
         model.load_state_dict(theta0)
@@ -264,6 +273,7 @@ def run_prune(ctx: Context, task: str, lang: str, seed: int) -> RunDir:
         ldir.write_json("metrics.json", metrics)
         ldir.mark_done()
         levels.append(metrics)
+        level += 1
     run.write_json("metrics.json", {"levels": levels, "head_at_rewind": prune_cfg.head_at_rewind})
     run.write_json("params.json", {"task": task, "lang": lang, "seed": seed, "key": ctx.prune_key(task, lang)})
     run.write_json("env.json", environment(str(ctx.device)))
@@ -291,18 +301,21 @@ def control_seed(seed: int, meta: dict[str, str]) -> int:
 
 
 def _save_head(model, names, path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = model.state_dict()
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({n: state[n].contiguous() for n in names}, str(tmp))
-    tmp.replace(path)
+    atomic_write_bytes(path, save({n: state[n].contiguous() for n in names}))
 
 
 def _load_head(model, path: Path) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(str(path)), strict=False)
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as err:
+        raise ArtifactError(f"{path} is damaged ({err}): delete {path.parent / DONE} and rerun") from err
+    model.load_state_dict(state, strict=False)
 
 
 # --- transfer -------------------------------------------------------------------------------------------------
@@ -363,22 +376,21 @@ def run_overlap(ctx: Context, task: str) -> RunDir:
         for sparsity in ctx.study.transfer.sparsities:
             tag = {"task": task, "seed": seed, "sparsity": sparsity}
             for kind in ("imp", "random"):
-                masks = {lang: M.load_mask(ctx.mask_path(task, lang, seed, sparsity, kind)) for lang in langs}
-                packed = PackedMasks.pack(masks)
+                packed = PackedMasks.from_files({lang: ctx.mask_path(task, lang, seed, sparsity, kind) for lang in langs})
                 for by in ("all", "layer", "module"):
                     pair_rows += [{**tag, "masks": kind, "by": by, **r} for r in pairwise(packed, by)]
                     shared_rows += [{**tag, "masks": kind, "by": by, **r} for r in shared_by_all(packed, by)]
-                if kind == "imp":
-                    imp = masks
-            pretrained = M.load_mask(ctx.mask_path(task, langs[0], seed, sparsity, "pretrained"))
-            for lang, mask in imp.items():
-                both = PackedMasks.pack({lang: mask, "pretrained": pretrained})
-                row = pairwise(both, "all")[0]
+            pretrained = ctx.mask_path(task, langs[0], seed, sparsity, "pretrained")
+            pretrained_ties = int(M.read_metadata(pretrained).get("ties_at_threshold", 0))
+            for lang in langs:
+                imp = ctx.mask_path(task, lang, seed, sparsity, "imp")
+                row = pairwise(PackedMasks.from_files({lang: imp, "pretrained": pretrained}), "all")[0]
+                meta = M.read_metadata(imp)
                 control_rows.append(
                     {**tag, "lang": lang, "jaccard_with_pretrained": row["jaccard"], "random_jaccard": row["random_jaccard"],
-                     "threshold": float(mask.meta.get("threshold", "nan")),
-                     "ties_at_threshold": int(mask.meta.get("ties_at_threshold", 0)),
-                     "pretrained_ties_at_threshold": int(pretrained.meta.get("ties_at_threshold", 0))}
+                     "threshold": float(meta.get("threshold", "nan")),
+                     "ties_at_threshold": int(meta.get("ties_at_threshold", 0)),
+                     "pretrained_ties_at_threshold": pretrained_ties}
                 )
     for name, rows in (("pairwise.csv", pair_rows), ("shared.csv", shared_rows), ("controls.csv", control_rows)):
         tmp = run.file(f".{name}.tmp")
