@@ -142,7 +142,8 @@ class SharedKernel:
 
         env = dict(os.environ, **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}))
         self.km = AsyncKernelManager(kernel_name="python3")
-        run_sync(self.km.start_kernel)(cwd=str(repo_root()), env=env)
+        # no IPython history: a shared sqlite file that parallel kernels would lock, and one more write that can fail
+        run_sync(self.km.start_kernel)(cwd=str(repo_root()), env=env, extra_arguments=["--HistoryManager.enabled=False"])
         self.kc = self.km.client()
         self.kc.start_channels()
         run_sync(self.kc.wait_for_ready)(timeout=120)
