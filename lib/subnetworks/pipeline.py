@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +199,7 @@ def execute_all(todo: list[StageRun], finished: Iterable[str], workers: int, thr
         return
     done, pending, outbox = set(finished), list(todo), queue.Queue()
     pool = [_Worker(threads, outbox) for _ in range(workers)]
-    idle, busy, failure, started = [], 0, None, 0
+    idle, busy, failure, started, running = [], 0, None, 0, Counter()
     for worker in pool:
         worker.start()
     try:
@@ -210,6 +211,7 @@ def execute_all(todo: list[StageRun], finished: Iterable[str], workers: int, thr
                 idle.append(worker)
             if run is not None:
                 busy -= 1
+                running[_group(run)] -= 1
                 if isinstance(result, BaseException):
                     failure = failure or result
                 else:
@@ -217,11 +219,12 @@ def execute_all(todo: list[StageRun], finished: Iterable[str], workers: int, thr
                     yield run, result
             ready = [r for r in pending if all(label in done for label in r.after)] if failure is None else []
             while idle and ready:
-                run = ready.pop(0)
+                run = _next(ready, running)
                 pending.remove(run)
                 started += 1
                 echo(f"[{started}/{len(todo)}] {run.label}")
                 busy += 1
+                running[_group(run)] += 1
                 idle.pop().inbox.put(run)
             if busy == 0:  # nothing running, so nothing more can become ready
                 break
@@ -234,6 +237,18 @@ def execute_all(todo: list[StageRun], finished: Iterable[str], workers: int, thr
         raise failure
     if pending:
         raise StageFailed(f"runs wait for runs that are neither planned nor finished: {[r.label for r in pending]}")
+
+
+def _group(run: StageRun) -> tuple[str, str]:
+    return run.notebook, run.params.get("task", "")
+
+
+def _next(ready: list[StageRun], running: Counter) -> StageRun:
+    """The first ready run of a stage and task that no worker runs now, else the first ready run: runs of one stage
+    and task would wait for the same one-off setup (the demo's MLM head is fitted by the first MLM run) and stall."""
+    run = next((r for r in ready if running[_group(r)] <= 0), ready[0])
+    ready.remove(run)
+    return run
 
 
 class _Worker(threading.Thread):
