@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny stand-in models: a few seconds, every row, no real figures")
     parser.add_argument("--out", type=Path, default=None, help="results file (.md; a .json beside it); default benchmarks/results-cpu.md")
-    parser.add_argument("--pipeline-timings", default=str(REPO / "artifacts" / "timings.json"),
+    parser.add_argument("--pipeline-timings", default=str(REPO / "artifacts" / "demo" / "timings.json"),
                         help="the pipeline's timings.json (its history in timings/ beside it is read too)")
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--models", default="demo,mbert", help="comma-separated subset of demo,mbert")
