@@ -62,8 +62,7 @@ def grid_cost(ctx: Context) -> list[StageCost]:
         unknown = tuple(lang for lang, n in sizes.items() if n is None)
         levels = 1 + len(study.prune.schedule)
         imp = [_steps(cfg.imp_train, sizes[lang]) for lang in langs]
-        out.append(_stage("prune", task, len(langs) * seeds, [s * levels * seeds if s is not None else None for s in imp],
-                          cfg.imp_train, unknown))
+        out.append(_stage("prune", task, len(langs) * seeds, imp, levels * seeds, cfg.imp_train, unknown))
         reuse = cfg.transfer_train == cfg.imp_train
         per_source = []
         for source in langs:
@@ -71,13 +70,13 @@ def grid_cost(ctx: Context) -> list[StageCost]:
             if study.transfer.random_control:
                 targets.append(source)
             per_source += [_steps(cfg.transfer_train, sizes[t]) for t in targets]
-        runs = len(langs) * len(study.transfer.sparsities) * seeds
-        scale = len(study.transfer.sparsities) * seeds
-        out.append(_stage("transfer", task, runs, [s * scale if s is not None else None for s in per_source],
-                          cfg.transfer_train, unknown))
+        repeats = len(study.transfer.sparsities) * seeds
+        out.append(_stage("transfer", task, len(langs) * repeats, per_source, repeats, cfg.transfer_train, unknown))
     return out
 
 
-def _stage(stage: str, task: str, runs: int, steps: list[int | None], cfg: TrainConfig, unknown: tuple[str, ...]) -> StageCost:
-    total = None if any(s is None for s in steps) else sum(steps)
+def _stage(stage: str, task: str, runs: int, steps: list[int | None], repeats: int, cfg: TrainConfig,
+           unknown: tuple[str, ...]) -> StageCost:
+    """``steps`` of one pass, each done ``repeats`` times (IMP levels × seeds; sparsities × seeds)."""
+    total = None if any(s is None for s in steps) else sum(steps) * repeats
     return StageCost(stage, task, runs, total, None if total is None else total * cfg.batch_size, unknown)

@@ -86,11 +86,9 @@ def _apply_override(data: dict, item: str) -> None:
     node = data
     *parents, last = key.split(".")
     for part in parents:
-        node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}: {part!r} is not a section of the params file")
-    if not isinstance(node, dict):
-        raise ConfigError(f"--set {key}: its parent is not a section of the params file")
     try:
         node[last] = yaml.safe_load(raw)
     except yaml.YAMLError as err:
@@ -369,6 +367,7 @@ def _timing_summary(ctx: Context, start: float, runs: list, todo: list, timings:
         "total_seconds": total,
         "stage_runs": len(runs),
         "executed": len(todo),
+        "workers": ctx.study.runtime.workers,
         "notebook_wall_seconds": sum(t["wall_seconds"] for t in timings),
         "stage_seconds": sum(t["stage_seconds"] for t in timings),
         "report_seconds": None,
@@ -381,7 +380,6 @@ def _timing_summary(ctx: Context, start: float, runs: list, todo: list, timings:
 
 def _orchestration_share(summary: dict[str, Any], total: float, workers: int) -> float:
     """Worker time spent outside the stages themselves (kernel reset, papermill, notebook IO) over all workers' time."""
-    summary["workers"] = workers
     return (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / (workers * total)
 
 

@@ -382,10 +382,11 @@ def run_overlap(ctx: Context, task: str) -> RunDir:
                     shared_rows += [{**tag, "masks": kind, "by": by, **r} for r in shared_by_all(packed, by)]
             pretrained = ctx.mask_path(task, langs[0], seed, sparsity, "pretrained")
             pretrained_ties = int(M.read_metadata(pretrained).get("ties_at_threshold", 0))
+            imp = {lang: ctx.mask_path(task, lang, seed, sparsity, "imp") for lang in langs}
+            controls = PackedMasks.from_files({**imp, "pretrained": pretrained})  # each file read once
+            with_pretrained = {r["a"]: r for r in pairwise(controls, "all") if r["b"] == "pretrained"}
             for lang in langs:
-                imp = ctx.mask_path(task, lang, seed, sparsity, "imp")
-                row = pairwise(PackedMasks.from_files({lang: imp, "pretrained": pretrained}), "all")[0]
-                meta = M.read_metadata(imp)
+                row, meta = with_pretrained[lang], M.read_metadata(imp[lang])
                 control_rows.append(
                     {**tag, "lang": lang, "jaccard_with_pretrained": row["jaccard"], "random_jaccard": row["random_jaccard"],
                      "threshold": float(meta.get("threshold", "nan")),
