@@ -10,7 +10,7 @@ from subnetworks.masks import Mask
 from subnetworks.models import encoder_parameters
 from subnetworks.prune import magnitude_prune, select_prunable
 from subnetworks.smoke import _ner_example, _nli_example
-from subnetworks.train import evaluate, finetune
+from subnetworks.train import LengthGroupedBatches, evaluate, finetune
 
 CPU = torch.device("cpu")
 
@@ -40,7 +40,8 @@ def test_masked_weights_stay_exactly_zero_through_adamw_with_weight_decay(tiny_s
         assert bool((params[name][keep] != 0).all()), name
 
 
-def test_seeded_training_is_bit_identical_on_cpu(tokenizer):
+@pytest.mark.parametrize("grouped", [False, True])
+def test_seeded_training_is_bit_identical_on_cpu(tokenizer, grouped):
     from transformers import BertForSequenceClassification
 
     from subnetworks.smoke import tiny_bert_config
@@ -49,11 +50,36 @@ def test_seeded_training_is_bit_identical_on_cpu(tokenizer):
     for seed in (5, 5, 6):
         torch.manual_seed(0)
         model = BertForSequenceClassification(tiny_bert_config(len(tokenizer), num_labels=3))
-        cfg = TrainConfig(learning_rate=1e-3, batch_size=8, max_steps=4)
+        cfg = TrainConfig(learning_rate=1e-3, batch_size=8, max_steps=4, group_by_length=grouped)
         finetune(model, "seqcls", _nli(tokenizer), make_collator("seqcls", tokenizer), cfg, mask=_half_mask(model), seed=seed, device=CPU, progress=False)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
+
+
+def test_length_grouped_batches_cover_each_example_once_with_little_padding():
+    lengths = [int(x) for x in torch.randint(3, 48, (1000,), generator=torch.Generator().manual_seed(0))]
+    sampler = LengthGroupedBatches(lengths, 8, torch.Generator().manual_seed(1), group=10)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 125
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    shuffled = torch.randperm(1000, generator=torch.Generator().manual_seed(2)).tolist()
+    random_padded = sum(max(lengths[i] for i in shuffled[k : k + 8]) * 8 for k in range(0, 1000, 8))
+    assert sum(lengths) / padded > 0.9 > 0.7 > sum(lengths) / random_padded
+    longest = [max(lengths[i] for i in b) for b in batches[:40]]
+    assert longest != sorted(longest, reverse=True) and longest != sorted(longest)  # batch order is shuffled
+    assert list(sampler) != batches  # each pass draws anew
+    again = list(LengthGroupedBatches(lengths, 8, torch.Generator().manual_seed(1), group=10))
+    assert again == batches
+
+
+def test_evaluation_does_not_depend_on_the_order_of_the_test_set(tiny_seqcls, tokenizer):
+    test = _nli(tokenizer, 48, 1)
+    collator = make_collator("seqcls", tokenizer)
+    a = evaluate(tiny_seqcls, "seqcls", test, collator, device=CPU, batch_size=16, progress=False)
+    b = evaluate(tiny_seqcls, "seqcls", test.shuffle(seed=0), collator, device=CPU, batch_size=16, progress=False)
+    assert a == b
 
 
 def test_frozen_word_embeddings_do_not_move(tiny_seqcls, tokenizer):

@@ -40,6 +40,7 @@ class TrainConfig:
     warmup_ratio: float = 0.0  # share of steps with linear warm-up, then linear decay to zero
     freeze_word_embeddings: bool = False  # never pruned; freezing them saves most of the optimiser's work
     head_learning_rate: float = 0.0  # peak rate of the task head (outside the encoder); 0 = learning_rate
+    group_by_length: bool = False  # batches of similar lengths (less padding), in shuffled order; as HF's Trainer
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from .prune import magnitude_prune, random_mask_like, select_prunable
 from .store import DONE, ArtifactError, RunDir, atomic_write_bytes, environment
 from .train import evaluate, finetune
 
-# prune 2: per-language random seeds; 3: masks keep the model's tensor order on disk (ties, random draws)
-STAGE_VERSIONS = {"model": 1, "data": 1, "prune": 3, "transfer": 1, "overlap": 1}
+# prune 2: per-language random seeds; 3: masks keep the model's tensor order on disk (ties, random draws);
+# prune 4 / transfer 2: evaluation in order of length (MLM's test masks are drawn per batch, so they changed)
+STAGE_VERSIONS = {"model": 1, "data": 1, "prune": 4, "transfer": 2, "overlap": 1}
 MASK_FILES = {"imp": "mask.safetensors", "random": "random_mask.safetensors", "pretrained": "pretrained_mask.safetensors"}
 
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
@@ -84,6 +84,33 @@ def freeze_word_embeddings(model: nn.Module) -> None:
     model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
 
 
+class LengthGroupedBatches(Sampler[list[int]]):
+    """Shuffled batches of examples of similar length: less padding for the same examples and steps.
+
+    Each pass shuffles the examples, sorts chunks of ``group`` batches by length, cuts them into batches and
+    shuffles the batches, so a short run (fewer steps than a pass) still sees batches from the whole split.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator, group: int = 50):
+        self.lengths, self.batch_size, self.generator, self.chunk = list(lengths), batch_size, generator, batch_size * group
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        batches = []
+        for start in range(0, len(order), self.chunk):
+            chunk = sorted(order[start : start + self.chunk], key=lambda i: -self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        yield from (batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist())
+
+
+def _lengths(examples: Sequence[dict]) -> list[int]:
+    rows = examples["input_ids"] if hasattr(examples, "column_names") else (e["input_ids"] for e in examples)
+    return [len(row) for row in rows]
+
+
 def finetune(
     model: nn.Module,
     kind: str,
@@ -114,7 +141,11 @@ def finetune(
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
     )
     loader_rng = torch.Generator().manual_seed(seed)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=loader_rng)
+    if cfg.group_by_length:
+        batches = LengthGroupedBatches(_lengths(train_set), cfg.batch_size, loader_rng)
+        loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collator)
+    else:
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=loader_rng)
     start, done, loss_value = time.perf_counter(), 0, float("nan")
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     while done < steps:
@@ -152,10 +183,16 @@ def evaluate(
     mask_seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Task metrics on ``test_set``. ``score`` is the study's headline number (accuracy, F1, masked accuracy)."""
+    """Task metrics on ``test_set``. ``score`` is the study's headline number (accuracy, F1, masked accuracy).
+
+    Examples go in order of length, so a batch pads little; no metric depends on the order.
+    """
     model.to(device).eval()
     collator.generator = torch.Generator().manual_seed(mask_seed)
-    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    lengths = _lengths(test_set)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    loader = DataLoader(test_set, batch_sampler=batches, collate_fn=collator)
     correct = total = 0
     loss_sum = 0.0
     gold_tags: list[list[str]] = []
