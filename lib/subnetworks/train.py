@@ -37,7 +37,7 @@ def _autocast(device: torch.device):
     return nullcontext()
 
 
-def _mlm_head(model: nn.Module) -> nn.Module:
+def mlm_head(model: nn.Module) -> nn.Module:
     for attr in ("cls", "lm_head"):
         if hasattr(model, attr):
             return getattr(model, attr)
@@ -53,7 +53,7 @@ def forward_loss(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) ->
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     hidden = model.base_model(**inputs).last_hidden_state
     where = labels != -100
-    logits = _mlm_head(model)(hidden[where])
+    logits = mlm_head(model)(hidden[where])
     return nn.functional.cross_entropy(logits.float(), labels[where]), logits
 
 
@@ -71,6 +71,14 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(
         [{"params": params, "lr": head_lr if head else cfg.learning_rate, "weight_decay": 0.0 if no_decay else cfg.weight_decay}
          for (head, no_decay), params in sorted(groups.items())]
+    )
+
+
+def warmup_then_decay(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero."""
+    warmup = int(cfg.warmup_ratio * steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
     )
 
 
@@ -106,9 +114,16 @@ class LengthGroupedBatches(Sampler[list[int]]):
         yield from (batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist())
 
 
-def _lengths(examples: Sequence[dict]) -> list[int]:
+def lengths_of(examples: Sequence[dict]) -> list[int]:
     rows = examples["input_ids"] if hasattr(examples, "column_names") else (e["input_ids"] for e in examples)
     return [len(row) for row in rows]
+
+
+def batches_by_length(examples: Sequence[dict], batch_size: int) -> list[list[int]]:
+    """Index batches in order of length: the least padding, for passes whose order does not matter."""
+    lengths = lengths_of(examples)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def finetune(
@@ -136,13 +151,10 @@ def finetune(
         apply_mask(params, multipliers)
     steps = total_steps(cfg, len(train_set))
     optimizer = _optimizer(model, cfg)
-    warmup = int(cfg.warmup_ratio * steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
-    )
+    schedule = warmup_then_decay(optimizer, cfg, steps)
     loader_rng = torch.Generator().manual_seed(seed)
     if cfg.group_by_length:
-        batches = LengthGroupedBatches(_lengths(train_set), cfg.batch_size, loader_rng)
+        batches = LengthGroupedBatches(lengths_of(train_set), cfg.batch_size, loader_rng)
         loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collator)
     else:
         loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=loader_rng)
@@ -189,10 +201,7 @@ def evaluate(
     """
     model.to(device).eval()
     collator.generator = torch.Generator().manual_seed(mask_seed)
-    lengths = _lengths(test_set)
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    loader = DataLoader(test_set, batch_sampler=batches, collate_fn=collator)
+    loader = DataLoader(test_set, batch_sampler=batches_by_length(test_set, batch_size), collate_fn=collator)
     correct = total = 0
     loss_sum = 0.0
     gold_tags: list[list[str]] = []

@@ -1,0 +1,80 @@
+"""The embedded model's MLM head fit (frozen encoder, softmax over the fitting text's pieces) and its run key."""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import datasets
+import torch
+
+from subnetworks.config import TrainConfig, load_study
+from subnetworks.data import encode, make_collator
+from subnetworks.setup_model import fit_mlm_head, masked_features
+from subnetworks.stages import Context
+from subnetworks.train import evaluate
+
+CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _text(tokenizer, n=40):
+    rows = [{"text": " ".join(f"en{(i * 7 + j) % 9}" for j in range(3 + i % 4))} for i in range(n)]
+    return encode(datasets.Dataset.from_list(rows), "mlm", tokenizer, 16)
+
+
+def test_masked_features_are_the_hidden_states_at_every_masked_position(tiny_mlm, tokenizer):
+    examples = _text(tokenizer)
+    collator = make_collator("mlm", tokenizer, seed=0)
+    features, targets = masked_features(tiny_mlm, examples, collator, 2, CPU, 16, progress=False)
+    collator.generator = torch.Generator().manual_seed(0)  # the same draws again, one batch at a time
+    from subnetworks.train import batches_by_length
+
+    expected = []
+    for _ in range(2):
+        for rows in batches_by_length(examples, 16):
+            labels = collator([examples[i] for i in rows])["labels"]
+            expected.append(labels[labels != -100])
+    assert torch.equal(targets, torch.cat(expected))
+    assert features.shape == (len(targets), tiny_mlm.config.hidden_size)
+
+
+def test_fitting_the_head_lowers_the_loss_and_keeps_the_decoder_tied(tiny_mlm, tokenizer):
+    examples = _text(tokenizer)
+    collator = make_collator("mlm", tokenizer, seed=0)
+    tiny_mlm.base_model.requires_grad_(False)
+    encoder = {k: v.clone() for k, v in tiny_mlm.base_model.state_dict().items()}
+    before = evaluate(tiny_mlm, "mlm", examples, collator, device=CPU, mask_seed=3, progress=False)
+    features, targets = masked_features(tiny_mlm, examples, collator, 4, CPU, 16, progress=False)
+    cfg = TrainConfig(learning_rate=1e-2, batch_size=64, max_steps=60)
+    fit = fit_mlm_head(tiny_mlm, features, targets, cfg, seed=0, device=CPU, progress=False)
+    after = evaluate(tiny_mlm, "mlm", examples, collator, device=CPU, mask_seed=3, progress=False)
+    assert after["perplexity"] < before["perplexity"] / 2 and math.isfinite(after["perplexity"])
+    assert fit["pieces"] == len(torch.unique(targets)) < tiny_mlm.config.vocab_size
+    output = tiny_mlm.get_output_embeddings()
+    assert output.weight is tiny_mlm.base_model.embeddings.word_embeddings.weight  # still tied
+    assert all(torch.equal(v, encoder[k]) for k, v in tiny_mlm.base_model.state_dict().items())  # encoder frozen
+    seen = torch.zeros(output.bias.numel(), dtype=torch.bool)
+    seen[torch.unique(targets)] = True
+    bias = output.bias.detach()
+    unseen_bias = bias[~seen]
+    assert bool((unseen_bias == unseen_bias[0]).all()) and float(unseen_bias[0]) < float(bias[seen].min())
+
+
+def test_the_mlm_head_is_keyed_by_its_training_and_text_never_by_the_study_languages():
+    demo = load_study(ROOT / "params" / "demo.yaml")
+    nine = load_study(ROOT / "params" / "offline-full.yaml")
+    other_head = dataclasses.replace(demo, model=dataclasses.replace(
+        demo.model, mlm_head=dataclasses.replace(demo.model.mlm_head, learning_rate=1e-3)))
+    other_text = dataclasses.replace(demo, tasks={**demo.tasks, "mlm": dataclasses.replace(demo.tasks["mlm"], max_train=500)})
+    a, b, c, d = (Context.create(s, "/nonexistent") for s in (demo, nine, other_head, other_text))
+    assert a.mlm_head_key() == b.mlm_head_key()
+    assert len({a.mlm_head_key(), c.mlm_head_key(), d.mlm_head_key()}) == 3
+    assert a.prune_key("mlm", "ur") == b.prune_key("mlm", "ur")
+
+
+def test_a_transfer_run_is_keyed_by_its_targets():
+    demo = load_study(ROOT / "params" / "demo.yaml")
+    nine = load_study(ROOT / "params" / "offline-full.yaml")
+    a, b = Context.create(demo, "/nonexistent"), Context.create(nine, "/nonexistent")
+    assert a.prune_key("xnli", "ur") == b.prune_key("xnli", "ur")
+    assert a.transfer_key("xnli", "ur", 0.5) != b.transfer_key("xnli", "ur", 0.5)
