@@ -78,3 +78,14 @@ def test_a_transfer_run_is_keyed_by_its_targets():
     a, b = Context.create(demo, "/nonexistent"), Context.create(nine, "/nonexistent")
     assert a.prune_key("xnli", "ur") == b.prune_key("xnli", "ur")
     assert a.transfer_key("xnli", "ur", 0.5) != b.transfer_key("xnli", "ur", 0.5)
+
+
+def test_mlm_majority_rate_is_the_share_of_test_pieces_that_are_the_commonest_training_piece(tokenizer):
+    from subnetworks.stages import _commonest_piece_rate
+
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    encoded = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"input_ids": [[cls, 7, 7, 8, sep], [cls, 7, 9, sep]]}),
+        "test": datasets.Dataset.from_dict({"input_ids": [[cls, 7, 8, sep], [cls, 9, 9, sep]]}),
+    })
+    assert _commonest_piece_rate(encoded, tokenizer) == 0.25  # 7 is the commonest; 1 of the 4 test pieces

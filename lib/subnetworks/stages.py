@@ -181,6 +181,8 @@ def run_data(ctx: Context, task: str, lang: str) -> RunDir:
     if cfg.kind == "seqcls":
         counts = raw["test"].to_pandas()["label"].value_counts()
         stats["test_majority_rate"] = float(counts.max() / counts.sum())
+    elif cfg.kind == "mlm":
+        stats["test_majority_rate"] = _commonest_piece_rate(encoded, ctx.tokenizer)
     run.write_json("stats.json", stats)
     run.write_json("env.json", environment(str(ctx.device)))
     run.write_json("timing.json", {"seconds": time.perf_counter() - start})
@@ -197,6 +199,20 @@ def _save_dataset(ds: datasets.DatasetDict, dest: Path) -> None:
     ds.save_to_disk(str(tmp))
     shutil.rmtree(dest, ignore_errors=True)
     tmp.replace(dest)
+
+
+def _commonest_piece_rate(encoded: datasets.DatasetDict, tokenizer) -> float:
+    """MLM's majority class: the share of test pieces that are the commonest training piece (special ones aside);
+    masked positions are drawn uniformly, so it is the masked-token accuracy of always predicting that piece."""
+    from collections import Counter
+
+    special = set(tokenizer.all_special_ids)
+    counts = Counter(i for row in encoded["train"]["input_ids"] for i in row if i not in special)
+    test = [i for row in encoded["test"]["input_ids"] for i in row if i not in special]
+    if not counts or not test:
+        return 0.0
+    commonest = counts.most_common(1)[0][0]
+    return sum(i == commonest for i in test) / len(test)
 
 
 def _unknown_rate(ds: datasets.Dataset, tokenizer) -> float:
