@@ -140,8 +140,7 @@ class SharedKernel:
         from nbclient.util import run_sync
 
         env = dict(os.environ, **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}))
-        # local sockets (ipc), not TCP: nothing listens on the network, and the kernel has no reason to warn so
-        self.km = AsyncKernelManager(kernel_name="python3", transport="ipc")
+        self.km = AsyncKernelManager(kernel_name="python3")
         # no IPython history: a shared sqlite file that parallel kernels would lock, and one more write that can fail
         run_sync(self.km.start_kernel)(cwd=str(repo_root()), env=env, extra_arguments=["--HistoryManager.enabled=False"])
         self.kc = self.km.client()
