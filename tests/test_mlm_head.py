@@ -66,9 +66,10 @@ def test_the_mlm_head_is_keyed_by_its_training_and_text_never_by_the_study_langu
     other_head = dataclasses.replace(demo, model=dataclasses.replace(
         demo.model, mlm_head=dataclasses.replace(demo.model.mlm_head, learning_rate=1e-3)))
     other_text = dataclasses.replace(demo, tasks={**demo.tasks, "mlm": dataclasses.replace(demo.tasks["mlm"], max_train=500)})
-    a, b, c, d = (Context.create(s, "/nonexistent") for s in (demo, nine, other_head, other_text))
+    fewer = dataclasses.replace(demo, tasks={**demo.tasks, "mlm": dataclasses.replace(demo.tasks["mlm"], languages=("en", "de"))})
+    a, b, c, d, e = (Context.create(s, "/nonexistent") for s in (demo, nine, other_head, other_text, fewer))
     assert a.mlm_head_key() == b.mlm_head_key()
-    assert len({a.mlm_head_key(), c.mlm_head_key(), d.mlm_head_key()}) == 3
+    assert len({a.mlm_head_key(), c.mlm_head_key(), d.mlm_head_key(), e.mlm_head_key()}) == 4  # fitted on its languages
     assert a.prune_key("mlm", "ur") == b.prune_key("mlm", "ur")
 
 

