@@ -128,3 +128,22 @@ def test_prune_notebook_runs_on_the_demo_default_with_only_lang(tmp_path):
     executed = nbformat.read(str(out), as_version=4)
     text = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in executed.cells for o in c.get("outputs", []))
     assert "IMP on xnli/ur" in text
+
+
+def test_the_report_results_replace_the_readme_section_only_when_the_study_asks(tmp_path):
+    import dataclasses
+
+    from subnetworks.pipeline import README_MARKERS, publish_results
+
+    start, end = README_MARKERS
+    readme = tmp_path / "README.md"
+    original = f"intro\n{start}\nold numbers\n{end}\noutro\n"
+    html = tmp_path / "reports" / "report.html"
+    html.parent.mkdir()
+    (html.parent / "results.md").write_text("### new numbers\n")
+    study = load_study(ROOT / "params" / "demo.yaml")
+    for asks, expected in ((False, original), (True, f"intro\n{start}\n### new numbers\n{end}\noutro\n")):
+        readme.write_text(original)
+        runtime = dataclasses.replace(study.runtime, readme_results=asks)
+        publish_results(Context.create(dataclasses.replace(study, runtime=runtime), tmp_path), html, readme)
+        assert readme.read_text() == expected

@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             effective = pipeline.effective_params(args.params, args.artifacts, args.overrides)
             ctx = Context.create(load_study(effective), args.artifacts)
             with pipeline.SharedKernel() as kernel:
-                print(pipeline.render_report(ctx, effective, kernel, args.reports))
+                html = pipeline.render_report(ctx, effective, kernel, args.reports)
+            pipeline.publish_results(ctx, html)
+            print(html)
     except (ConfigError, ArtifactError, LockedError, StageFailed, SlurmError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -309,6 +309,13 @@ def update_readme(results: Path, readme: Path = repo_root() / "README.md") -> No
     readme.write_text(f"{head}{start}\n{results.read_text(encoding='utf-8').strip()}\n{end}{tail}", encoding="utf-8")
 
 
+def publish_results(ctx: Context, html: Path, readme: Path = repo_root() / "README.md") -> None:
+    """Copy the report's ``results.md`` into the README when the study asks for it (the demo), after ``run`` and
+    after ``report`` alike, so the README never shows older numbers than the report."""
+    if ctx.study.runtime.readme_results:
+        update_readme(html.parent / "results.md", readme)
+
+
 def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = (), *,
               reports_dir: str | Path = "", echo=print, executor: str = "", wait: bool = False) -> dict[str, Any]:
     """The whole study: every unfinished stage run, then the report. Returns the timings it measured.
@@ -354,8 +361,7 @@ def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: It
         from .report import open_report, summary_section
 
         summary_section(open_report(ctx, reports_dir))  # results.md with the final times, report included
-    if ctx.study.runtime.readme_results:
-        update_readme(html.parent / "results.md")
+    publish_results(ctx, html)
     echo(f"done in {total:.1f} s; report: {html}")
     return summary
 
