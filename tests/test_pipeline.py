@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
 import pytest
 from subnetworks.config import NOTEBOOK_PARAMS, load_study
-from subnetworks.pipeline import plan
+from subnetworks.pipeline import SharedKernel, plan
 from subnetworks.smoke import write_smoke_params
 from subnetworks.stages import MASK_FILES, Context
 from subnetworks.store import exclusive
@@ -147,3 +148,36 @@ def test_the_report_results_replace_the_readme_section_only_when_the_study_asks(
         runtime = dataclasses.replace(study.runtime, readme_results=asks)
         publish_results(Context.create(dataclasses.replace(study, runtime=runtime), tmp_path), html, readme)
         assert readme.read_text() == expected
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no Unix sockets")
+def test_kernels_started_together_talk_over_sockets_of_their_own(tmp_path):
+    """Concurrent Slurm jobs on one node once picked the same TCP port: one kernel died with "Address already in use".
+
+    Kernels now listen on socket files in a directory of their own, which no other kernel can pick, and which
+    goes away with the kernel."""
+    seen, errors = {}, []
+    notebook = tmp_path / "print.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(40 + 2)")],
+                                            metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                     "display_name": "Python 3"}}), str(notebook))
+
+    def start(i):
+        try:
+            with SharedKernel() as kernel:
+                kernel.execute(notebook, tmp_path / f"out{i}.ipynb", {})
+                info = kernel.km.get_connection_info()
+                seen[i] = (info["transport"], Path(info["ip"]).parent, sorted(Path(info["ip"]).parent.iterdir()))
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert {transport for transport, _, _ in seen.values()} == {"ipc"}
+    assert len({folder for _, folder, _ in seen.values()}) == 3
+    assert all(len(files) >= 5 and not folder.exists() for _, folder, files in seen.values())
+    assert all("42" in (tmp_path / f"out{i}.ipynb").read_text() for i in range(3))
