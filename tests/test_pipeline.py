@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from subnetworks.config import NOTEBOOK_PARAMS, load_study
-from subnetworks.pipeline import SharedKernel, plan
+from subnetworks.pipeline import README_MARKERS, SharedKernel, plan, publish_results
 from subnetworks.smoke import write_smoke_params
 from subnetworks.stages import MASK_FILES, Context
 from subnetworks.store import exclusive
@@ -132,10 +133,6 @@ def test_prune_notebook_runs_on_the_demo_default_with_only_lang(tmp_path):
 
 
 def test_the_report_results_replace_the_readme_section_only_when_the_study_asks(tmp_path):
-    import dataclasses
-
-    from subnetworks.pipeline import README_MARKERS, publish_results
-
     start, end = README_MARKERS
     readme = tmp_path / "README.md"
     original = f"intro\n{start}\nold numbers\n{end}\noutro\n"
@@ -158,9 +155,7 @@ def test_kernels_started_together_talk_over_sockets_of_their_own(tmp_path):
     goes away with the kernel."""
     seen, errors = {}, []
     notebook = tmp_path / "print.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(40 + 2)")],
-                                            metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                                     "display_name": "Python 3"}}), str(notebook))
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(40 + 2)")]), str(notebook))
 
     def start(i):
         try:

@@ -141,27 +141,19 @@ class SharedKernel:
         from nbclient.util import run_sync
 
         env = dict(os.environ, **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}))
-        self.km = AsyncKernelManager(kernel_name="python3", **self._private_sockets())
+        # Unix sockets in a directory of this kernel's own (where the OS has them), not TCP ports: jupyter_client
+        # picks free ports that the kernel binds a moment later, so kernels starting together on one node (workers,
+        # Slurm jobs) could pick the same one and one died with "Address already in use". Socket files in a private
+        # directory cannot collide; a short name keeps their paths under the OS limit of about 100 characters.
+        self._sockets = None if os.name == "nt" else tempfile.TemporaryDirectory(prefix="subnetworks-kernel-")
+        sockets = {"transport": "ipc", "ip": os.path.join(self._sockets.name, "k")} if self._sockets else {}
+        self.km = AsyncKernelManager(kernel_name="python3", **sockets)
         # no IPython history: a shared sqlite file that parallel kernels would lock, and one more write that can fail
         run_sync(self.km.start_kernel)(cwd=str(repo_root()), env=env, extra_arguments=["--HistoryManager.enabled=False"])
         self.kc = self.km.client()
         self.kc.start_channels()
         run_sync(self.kc.wait_for_ready)(timeout=120)
         return self
-
-    def _private_sockets(self) -> dict[str, str]:
-        """Unix sockets in a directory of this kernel's own, where the OS has them.
-
-        Over TCP, jupyter_client picks free ports and the kernel binds them a moment later; kernels starting at the
-        same time on one node (workers, Slurm jobs) can pick the same port, and one dies with "Address already in
-        use". Socket files in a private directory cannot collide. (The short /tmp path keeps them under the OS limit
-        of about 100 characters.)
-        """
-        self._sockets = None
-        if os.name == "nt":
-            return {}
-        self._sockets = tempfile.TemporaryDirectory(prefix="subnetworks-kernel-")
-        return {"transport": "ipc", "ip": os.path.join(self._sockets.name, "k")}
 
     def __exit__(self, *exc) -> None:
         from nbclient.util import run_sync
