@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from subnetworks.smoke import tiny_bert_config, tiny_tokenizer
+from subnetworks.demo.smoke import tiny_bert_config, tiny_tokenizer
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/support/: the kill harness and other test tools
 
 LANGS = ["en", "ur"]
 

@@ -1,7 +1,8 @@
-"""Run directories: every artefact path named in one place, atomic writes, DONE markers, environment records.
+"""Run directories: atomic writes, DONE markers, environment records, and the lock on an artefacts directory.
 
 A run is finished exactly when its ``DONE`` file exists; ``DONE`` is written last, after everything else was
-renamed into place, so a run killed at any moment is either finished or redone, never half-taken.
+renamed into place, so a run killed at any moment is either finished or redone, never half-taken. Torch-free:
+:func:`environment` imports torch, transformers and datasets when called (only by stages, which have them loaded).
 """
 
 from __future__ import annotations
@@ -11,33 +12,21 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import repo_root
+from filelock import FileLock, Timeout
+
+from ..core.atomic import atomic_write_bytes
+from ..spec import repo_root
 
 DONE = "DONE"
 
 
 class ArtifactError(RuntimeError):
     """An artefact is missing or damaged, or the artefacts directory cannot be written."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -112,7 +101,8 @@ class RunDir:
 
 def _git_sha() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5,
+                             check=False)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -120,11 +110,11 @@ def _git_sha() -> str:
 
 def environment(device: str) -> dict[str, Any]:
     """What produced a run: code version, library versions, machine and device."""
-    import datasets
+    import datasets  # heavy: imported by the stages that call this, never by the torch-free layout
     import torch
     import transformers
 
-    from . import __version__
+    from .. import __version__
 
     info = {
         "subnetworks": __version__,
@@ -151,8 +141,6 @@ class LockedError(RuntimeError):
 @contextmanager
 def exclusive(artifacts: Path | str) -> Iterator[None]:
     """Hold the artefacts directory for one ``run`` at a time; a second one refuses at once with the holder's pid."""
-    from filelock import FileLock, Timeout
-
     artifacts = Path(artifacts)
     try:
         artifacts.mkdir(parents=True, exist_ok=True)

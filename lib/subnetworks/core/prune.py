@@ -1,7 +1,8 @@
-"""Global magnitude pruning, random-mask baselines, and the IMP level arithmetic.
+"""Global magnitude pruning and applying a mask to weights.
 
 ``magnitude_prune`` is a pure function of (weights, current mask, target sparsity): it never looks at a model,
-so it is tested with closed-form answers and reused by the benchmarks and the pipeline alike.
+so it is tested with closed-form answers and reused by the benchmarks and the pipeline alike. One IMP step is
+``magnitude_prune(trained weights, mask of level k, sparsity of level k+1)``.
 """
 
 from __future__ import annotations
@@ -14,16 +15,7 @@ import torch
 
 from .masks import Mask
 
-DEFAULT_PRUNABLE = (
-    r"^encoder\.layer\.\d+\.attention\.self\.(query|key|value)\.weight$",
-    r"^encoder\.layer\.\d+\.attention\.output\.dense\.weight$",
-    r"^encoder\.layer\.\d+\.intermediate\.dense\.weight$",
-    r"^encoder\.layer\.\d+\.output\.dense\.weight$",
-    r"^pooler\.dense\.weight$",
-)
-
-
-def select_prunable(names: Iterable[str], patterns: Sequence[str] = DEFAULT_PRUNABLE) -> list[str]:
+def select_prunable(names: Iterable[str], patterns: Sequence[str]) -> list[str]:
     """Names matching any pattern, in the given order. Patterns that match nothing at all are an error."""
     names = list(names)
     compiled = [re.compile(p) for p in patterns]
@@ -34,19 +26,6 @@ def select_prunable(names: Iterable[str], patterns: Sequence[str] = DEFAULT_PRUN
             "names are base-encoder names without a head prefix such as 'bert.'"
         )
     return chosen
-
-
-def validate_schedule(schedule: Sequence[float]) -> list[float]:
-    """A schedule is a strictly increasing list of cumulative sparsities, each in (0, 1)."""
-    values = [float(s) for s in schedule]
-    if not values:
-        raise ValueError("the sparsity schedule is empty: give e.g. [0.5, 0.8]")
-    for s in values:
-        if not 0.0 < s < 1.0:
-            raise ValueError(f"sparsity {s} is outside (0, 1): a sparsity is the share of prunable weights removed")
-    if any(b <= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"the sparsity schedule {values} is not strictly increasing")
-    return values
 
 
 def kept_count(total: int, sparsity: float) -> int:
@@ -122,18 +101,6 @@ def magnitude_prune(weights: Mapping[str, torch.Tensor], mask: Mask, sparsity: f
     meta = dict(mask.meta)
     meta.update(sparsity=repr(sparsity), threshold=repr(threshold), ties_at_threshold=str(ties))
     return Mask(out, meta)
-
-
-def random_mask_like(mask: Mask, seed: int) -> Mask:
-    """A mask with exactly the same kept count per tensor as ``mask`` at uniformly random positions."""
-    generator = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, tensor in mask.tensors.items():
-        kept = int(tensor.sum())
-        flat = torch.zeros(tensor.numel(), dtype=torch.bool)
-        flat[torch.randperm(tensor.numel(), generator=generator)[:kept]] = True
-        out[name] = flat.reshape(tensor.shape)
-    return Mask(out, {**mask.meta, "kind": "random", "random_seed": str(seed)})
 
 
 def mask_multipliers(params: Mapping[str, torch.nn.Parameter], mask: Mask) -> dict[str, torch.Tensor]:

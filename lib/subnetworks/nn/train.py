@@ -1,4 +1,4 @@
-"""Fine-tuning with a fixed mask, and evaluation (accuracy, entity F1, masked-token accuracy and perplexity).
+"""Fine-tuning with a fixed mask.
 
 Masked weights are kept at exactly zero by re-applying the mask after every optimiser step: AdamW's moments and
 weight decay would otherwise move them. That is one in-place multiply per prunable tensor a step.
@@ -10,18 +10,18 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
-from .data import Collator
-from .masks import Mask
+from ..core.masks import Mask
+from ..core.prune import apply_mask, mask_multipliers
+from ..spec import TrainConfig
+from .collate import Collator
 from .models import encoder_parameters
-from .prune import apply_mask, mask_multipliers
 
 
 @dataclass
@@ -31,7 +31,7 @@ class TrainResult:
     final_loss: float
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
@@ -58,7 +58,7 @@ def forward_loss(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) ->
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW without decay on biases and LayerNorms; the task head (every parameter outside the base encoder) at
+    """AdamW without decay on vectors (biases, LayerNorms); the task head (every parameter outside the encoder) at
     ``head_learning_rate`` when set: a new head on an encoder with small hidden states (e5: per-dimension std 0.13)
     otherwise needs hundreds of steps before it predicts anything but the majority class."""
     head_lr = cfg.head_learning_rate or cfg.learning_rate
@@ -66,7 +66,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            key = (not name.startswith(prefix), param.ndim < 2 or "LayerNorm" in name)
+            key = (not name.startswith(prefix), param.ndim < 2)
             groups.setdefault(key, []).append(param)
     return torch.optim.AdamW(
         [{"params": params, "lr": head_lr if head else cfg.learning_rate, "weight_decay": 0.0 if no_decay else cfg.weight_decay}
@@ -88,8 +88,13 @@ def total_steps(cfg: TrainConfig, n_examples: int) -> int:
     return max(1, math.ceil(cfg.epochs * math.ceil(n_examples / cfg.batch_size)))
 
 
-def freeze_word_embeddings(model: nn.Module) -> None:
-    model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+def freeze(model: nn.Module, name: str) -> None:
+    """Stop training one base-encoder parameter (the family's word embeddings: never pruned, most of the work)."""
+    params = encoder_parameters(model)
+    if name not in params:
+        raise ValueError(f"the encoder has no parameter {name!r} to freeze (e.g. {sorted(params)[:2]}): "
+                         "set model.encoder.word_embeddings to its word-embedding matrix")
+    params[name].requires_grad_(False)
 
 
 class LengthGroupedBatches(Sampler[list[int]]):
@@ -136,15 +141,18 @@ def finetune(
     mask: Mask | None,
     seed: int,
     device: torch.device,
+    word_embeddings: str = "",
     progress: bool = True,
     desc: str = "fine-tune",
 ) -> TrainResult:
-    """Train ``model`` in place on ``train_set`` with ``mask`` held fixed; bit-identical on CPU for a fixed seed."""
+    """Train ``model`` in place on ``train_set`` with ``mask`` held fixed; bit-identical on CPU for a fixed seed.
+
+    ``word_embeddings`` names the encoder's word-embedding matrix, frozen when ``cfg.freeze_word_embeddings``."""
     torch.manual_seed(seed)
     collator.generator = torch.Generator().manual_seed(seed + 1)
     model.to(device).train()
     if cfg.freeze_word_embeddings:
-        freeze_word_embeddings(model)
+        freeze(model, word_embeddings)
     params = encoder_parameters(model)
     multipliers = mask_multipliers(params, mask) if mask is not None else None
     if multipliers is not None:
@@ -163,7 +171,7 @@ def finetune(
     while done < steps:
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
-            with _autocast(device):
+            with autocast(device):
                 loss, _ = forward_loss(model, kind, batch)
             loss.backward()
             optimizer.step()
@@ -180,56 +188,3 @@ def finetune(
     bar.close()
     model.eval()
     return TrainResult(steps=done, seconds=time.perf_counter() - start, final_loss=loss_value)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    kind: str,
-    test_set: Sequence[dict],
-    collator: Collator,
-    *,
-    labels: Sequence[str] = (),
-    device: torch.device,
-    batch_size: int = 128,
-    mask_seed: int = 0,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Task metrics on ``test_set``. ``score`` is the study's headline number (accuracy, F1, masked accuracy).
-
-    Examples go in order of length, so a batch pads little; no metric depends on the order.
-    """
-    model.to(device).eval()
-    collator.generator = torch.Generator().manual_seed(mask_seed)
-    loader = DataLoader(test_set, batch_sampler=batches_by_length(test_set, batch_size), collate_fn=collator)
-    correct = total = 0
-    loss_sum = 0.0
-    gold_tags: list[list[str]] = []
-    pred_tags: list[list[str]] = []
-    for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with _autocast(device):
-            loss, logits = forward_loss(model, kind, batch)
-        gold = batch["labels"]
-        if kind == "mlm":
-            target = gold[gold != -100]
-            loss_sum += float(loss) * target.numel()
-            correct += int((logits.argmax(-1) == target).sum())
-            total += target.numel()
-        elif kind == "seqcls":
-            correct += int((logits.argmax(-1) == gold).sum())
-            total += gold.numel()
-        else:
-            predicted = logits.argmax(-1)
-            for g_row, p_row in zip(gold.tolist(), predicted.tolist()):
-                keep = [(g, p) for g, p in zip(g_row, p_row) if g != -100]
-                gold_tags.append([labels[g] for g, _ in keep])
-                pred_tags.append([labels[p] for _, p in keep])
-    if kind == "mlm":
-        return {"score": correct / total, "accuracy": correct / total, "perplexity": math.exp(loss_sum / total), "n_tokens": total}
-    if kind == "seqcls":
-        return {"score": correct / total, "accuracy": correct / total, "n": total}
-    from seqeval.metrics import accuracy_score, f1_score
-
-    f1 = float(f1_score(gold_tags, pred_tags, zero_division=0))
-    return {"score": f1, "f1": f1, "token_accuracy": float(accuracy_score(gold_tags, pred_tags)), "n": len(gold_tags)}

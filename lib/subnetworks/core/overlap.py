@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from .masks import Mask, MaskError, layer_of, module_type, read_packed
+from .maskio import read_packed
+from .masks import Grouping, Mask, MaskError
 
 
 @dataclass
@@ -72,11 +73,11 @@ class PackedMasks:
                 as_bytes[first * 8 : first * 8 + data.size] = data
         return cls(labels, words, segments)
 
-    def groups(self, by: str) -> dict[str, list[str]]:
-        key: Callable[[str], str] = {"all": lambda n: "all", "layer": layer_of, "module": module_type, "tensor": lambda n: n}[by]
+    def groups(self, key: Grouping | None = None) -> dict[str, list[str]]:
+        """Tensor names per group, groups in order of first appearance; no ``key``: one group ``all``."""
         out: dict[str, list[str]] = {}
         for name in self.segments:
-            out.setdefault(key(name), []).append(name)
+            out.setdefault(key(name) if key else "all", []).append(name)
         return out
 
     def _columns(self, names: Sequence[str]) -> np.ndarray:
@@ -158,10 +159,10 @@ def expected_random_all(densities: Sequence[float]) -> tuple[float, float]:
     return (all_kept / any_kept if any_kept else 1.0), all_kept + none_kept
 
 
-def pairwise(packed: PackedMasks, by: str = "all") -> list[dict]:
+def pairwise(packed: PackedMasks, key: Grouping | None = None) -> list[dict]:
     """One row per (group, mask a, mask b), a ≠ b: Jaccard, agreement and their random expectations."""
     rows = []
-    for group, names in packed.groups(by).items():
+    for group, names in packed.groups(key).items():
         kept, inter, n = packed.counts(names)
         jac, agr = jaccard_from_counts(kept, inter), agreement_from_counts(kept, inter, n)
         for i, j in combinations(range(len(packed.labels)), 2):
@@ -180,10 +181,10 @@ def pairwise(packed: PackedMasks, by: str = "all") -> list[dict]:
     return rows
 
 
-def shared_by_all(packed: PackedMasks, by: str = "all") -> list[dict]:
+def shared_by_all(packed: PackedMasks, key: Grouping | None = None) -> list[dict]:
     """One row per group: Jaccard and agreement of all masks at once, and the random expectation."""
     rows = []
-    for group, names in packed.groups(by).items():
+    for group, names in packed.groups(key).items():
         both, either, n = packed.all_counts(names)
         kept, _, _ = packed.counts(names)
         exp_j, exp_a = expected_random_all([k / n for k in kept])
@@ -198,22 +199,3 @@ def shared_by_all(packed: PackedMasks, by: str = "all") -> list[dict]:
             }
         )
     return rows
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
-    rx = _average_ranks(np.asarray(x, dtype=float))
-    ry = _average_ranks(np.asarray(y, dtype=float))
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=float)
-    for v in np.unique(values):
-        tied = values == v
-        ranks[tied] = ranks[tied].mean()
-    return ranks

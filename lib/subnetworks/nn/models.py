@@ -12,8 +12,6 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-TASK_KINDS = ("mlm", "seqcls", "tokcls")
-
 
 class ModelUnavailable(RuntimeError):
     """A model could not be loaded (most often: a hub model asked for on a machine with no internet)."""
@@ -29,6 +27,11 @@ def encoder_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {n: tuple(p.shape) for n, p in encoder_parameters(model).items()}
 
 
+def model_type(model: nn.Module) -> str:
+    """The checkpoint's ``config.model_type`` (``bert``, ``xlm-roberta``, …): what picks its encoder family."""
+    return str(getattr(model.config, "model_type", ""))
+
+
 def _auto_class(kind: str):
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
@@ -38,7 +41,7 @@ def _auto_class(kind: str):
         "tokcls": AutoModelForTokenClassification,
     }
     if kind not in classes:
-        raise ValueError(f"unknown task kind {kind!r}: use one of {TASK_KINDS}")
+        raise ValueError(f"unknown task kind {kind!r}: use one of {sorted(classes)}")
     return classes[kind]
 
 

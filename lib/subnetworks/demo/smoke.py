@@ -10,6 +10,12 @@ import random
 from pathlib import Path
 
 import datasets
+import torch
+import yaml
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+from ..spec import repo_root
 
 XNLI_LABELS = ["entailment", "neutral", "contradiction"]
 WIKIANN_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
@@ -27,9 +33,6 @@ def _names(lang: str, kind: str) -> list[str]:
 
 def tiny_tokenizer(languages: list[str]):
     """A word-level tokenizer over the synthetic vocabulary, with BERT's special tokens and pair layout."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
     vocab = list(SPECIALS) + ["not", "and"]
     for lang in languages:
         vocab += _words(lang) + [n for k in ("per", "org", "loc") for n in _names(lang, k)]
@@ -44,8 +47,6 @@ def tiny_tokenizer(languages: list[str]):
 
 def tiny_bert_config(vocab_size: int, **overrides):
     """A two-layer BERT whose intermediate size (37) is not a multiple of 8, to exercise bit packing."""
-    from transformers import BertConfig
-
     values = dict(
         vocab_size=vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
         max_position_embeddings=64, type_vocab_size=2, pad_token_id=0,
@@ -56,9 +57,6 @@ def tiny_bert_config(vocab_size: int, **overrides):
 
 def make_tiny_model(out: Path, languages: list[str], seed: int = 0) -> Path:
     """Save a randomly initialised tiny BERT (with MLM head) and its tokenizer in the hub layout."""
-    import torch
-    from transformers import BertForMaskedLM
-
     tokenizer = tiny_tokenizer(languages)
     torch.manual_seed(seed)
     model = BertForMaskedLM(tiny_bert_config(len(tokenizer)))
@@ -153,10 +151,6 @@ def make_hub_datasets(root: Path, languages: list[str], n_train: int = 96, n_tes
 
 def write_smoke_params(root: Path, source: Path | None = None) -> Path:
     """A copy of ``params/smoke.yaml`` whose model, data, artefacts and reports all live under ``root``."""
-    import yaml
-
-    from .config import repo_root
-
     data = yaml.safe_load((source or repo_root() / "params" / "smoke.yaml").read_text(encoding="utf-8"))
     assets = make_smoke_assets(root / "assets", data["languages"])
     data["model"]["name"] = str(assets["model"])

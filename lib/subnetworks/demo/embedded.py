@@ -45,6 +45,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+import datasets
+
 EMBEDDED_LANGUAGES: tuple[str, ...] = ("ar", "de", "en", "fa", "fr", "hi", "ru", "ur", "zh")
 EMBEDDED_TASKS: tuple[str, ...] = ("mlm", "xnli", "ner")
 NER_LABELS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
@@ -396,8 +398,6 @@ def embedded_examples(task: str, lang: str, data_dir: Path | str = DEFAULT_DATA_
 
 
 def _features(task: str):
-    import datasets
-
     if task == "mlm":
         return datasets.Features({"text": datasets.Value("string")})
     if task == "xnli":
@@ -421,8 +421,6 @@ def load_embedded(
     """The embedded demo task ``task`` (one of EMBEDDED_TASKS) in ``lang`` (one of EMBEDDED_LANGUAGES) as a
     ``datasets.DatasetDict`` with splits "train" and "test" (schemas in the module docstring). ``max_train`` /
     ``max_test`` keep a prefix of each split (still balanced for xnli and aligned across languages)."""
-    import datasets
-
     rows = embedded_examples(task, lang, data_dir)
     features = _features(task)
     limits = {"train": max_train, "test": max_test}

@@ -1,23 +1,20 @@
-"""Task datasets in one schema, whatever their source, and the tokenisation and batching the trainer needs.
+"""Task datasets in one schema, whatever their source, and their tokenisation.
 
-Standard schema (what every loader returns, splits ``train`` and ``test``):
+Standard schema (what every data source returns, splits ``train`` and ``test``):
   mlm     ``text``
   seqcls  ``text``, optional ``text_pair``, ``label`` (ClassLabel)
   tokcls  ``tokens``, ``ner_tags`` (sequence of ClassLabel, IOB2 as WikiAnn)
-Hub sources (XNLI, WikiAnn, Wikipedia) are mapped onto it here; embedded sources already use it.
+Hub datasets (XNLI, WikiAnn, Wikipedia) are mapped onto it here; other sources (the offline demo's) deliver it.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import datasets
-import torch
 
-from .config import TaskConfig, resolve_path
+from ..spec import TaskConfig, resolve_path
 
 HUB_COLUMNS = {
     "seqcls": {"premise": "text", "hypothesis": "text_pair", "sentence": "text", "sentence1": "text", "sentence2": "text_pair"},
@@ -83,14 +80,8 @@ def load_hub(task: TaskConfig, lang: str) -> datasets.DatasetDict:
     return datasets.DatasetDict(train=train, test=test)
 
 
-def load_task(task: TaskConfig, lang: str, data_dir: str | Path) -> datasets.DatasetDict:
-    """The task's train/test splits for ``lang`` in the standard schema, subsampled as the params say."""
-    if task.source == "embedded":
-        from .embedded import load_embedded
-
-        splits = load_embedded(task.dataset, lang, resolve_path(data_dir))
-    else:
-        splits = load_hub(task, lang)
+def select_splits(task: TaskConfig, lang: str, splits: datasets.DatasetDict) -> datasets.DatasetDict:
+    """A source's train/test splits checked against the schema and subsampled as the params say."""
     out = {}
     for split, limit in (("train", task.max_train), ("test", task.max_test)):
         ds = splits[split]
@@ -150,76 +141,3 @@ def encode(ds: datasets.Dataset, kind: str, tokenizer: Any, max_length: int) -> 
             return {"input_ids": enc["input_ids"], "labels": labels}
     encoded = ds.map(fn, batched=True, remove_columns=ds.column_names, desc=None)
     return encoded.filter(lambda ids: len(ids) > 2, input_columns="input_ids")
-
-
-@dataclass
-class Collator:
-    """Pads a list of encoded examples to the longest one (dynamic padding: the strings are short).
-
-    For MLM it also masks tokens (80 % [MASK], 10 % random, 10 % unchanged) with its own generator, so a
-    fixed seed gives the same masked positions every time: training is reproducible, evaluation is fixed.
-    """
-
-    kind: str
-    pad_id: int
-    mask_id: int | None = None
-    special_ids: tuple[int, ...] = ()
-    vocab_size: int = 0
-    mlm_probability: float = 0.15
-    generator: torch.Generator | None = None
-
-    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        longest = max(len(e["input_ids"]) for e in examples)
-        ids = torch.full((len(examples), longest), self.pad_id, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        batch: dict[str, torch.Tensor] = {}
-        for i, e in enumerate(examples):
-            n = len(e["input_ids"])
-            ids[i, :n] = torch.as_tensor(e["input_ids"])
-            attention[i, :n] = 1
-        if "token_type_ids" in examples[0]:
-            types = torch.zeros_like(ids)
-            for i, e in enumerate(examples):
-                types[i, : len(e["token_type_ids"])] = torch.as_tensor(e["token_type_ids"])
-            batch["token_type_ids"] = types
-        if self.kind == "seqcls":
-            batch["labels"] = torch.as_tensor([e["labels"] for e in examples], dtype=torch.long)
-        elif self.kind == "tokcls":
-            labels = torch.full_like(ids, -100)
-            for i, e in enumerate(examples):
-                labels[i, : len(e["labels"])] = torch.as_tensor(e["labels"])
-            batch["labels"] = labels
-        else:
-            ids, batch["labels"] = self._mask_tokens(ids, attention)
-        batch["input_ids"] = ids
-        batch["attention_mask"] = attention
-        return batch
-
-    def _mask_tokens(self, ids: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.generator
-        maskable = attention.bool() & ~torch.isin(ids, torch.as_tensor(self.special_ids, dtype=torch.long))
-        chosen = (torch.rand(ids.shape, generator=g) < self.mlm_probability) & maskable
-        # Every sequence predicts at least one token, so short strings still contribute.
-        none = ~chosen.any(dim=1) & maskable.any(dim=1)
-        for row in none.nonzero().reshape(-1).tolist():
-            candidates = maskable[row].nonzero().reshape(-1)
-            chosen[row, candidates[torch.randint(len(candidates), (1,), generator=g)]] = True
-        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
-        roll = torch.rand(ids.shape, generator=g)
-        ids = ids.clone()
-        ids[chosen & (roll < 0.8)] = self.mask_id
-        randomised = chosen & (roll >= 0.8) & (roll < 0.9)
-        ids[randomised] = torch.randint(self.vocab_size, ids.shape, generator=g)[randomised]
-        return ids, labels
-
-
-def make_collator(kind: str, tokenizer: Any, mlm_probability: float = 0.15, seed: int = 0) -> Collator:
-    return Collator(
-        kind=kind,
-        pad_id=tokenizer.pad_token_id,
-        mask_id=tokenizer.mask_token_id,
-        special_ids=tuple(tokenizer.all_special_ids),
-        vocab_size=len(tokenizer),
-        mlm_probability=mlm_probability,
-        generator=torch.Generator().manual_seed(seed),
-    )

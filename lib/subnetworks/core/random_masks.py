@@ -1,0 +1,19 @@
+"""Random masks: the chance baselines of a sub-network, drawn with exactly its kept counts."""
+
+from __future__ import annotations
+
+import torch
+
+from .masks import Mask
+
+
+def random_per_tensor(mask: Mask, seed: int) -> Mask:
+    """A mask with exactly the same kept count per tensor as ``mask`` at uniformly random positions."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, tensor in mask.tensors.items():
+        kept = int(tensor.sum())
+        flat = torch.zeros(tensor.numel(), dtype=torch.bool)
+        flat[torch.randperm(tensor.numel(), generator=generator)[:kept]] = True
+        out[name] = flat.reshape(tensor.shape)
+    return Mask(out, {**mask.meta, "kind": "random", "random_seed": str(seed)})

@@ -1,0 +1,1 @@
+"""nn: encoder families, model loading, datasets and tokenisation, the masked training loop and evaluation."""

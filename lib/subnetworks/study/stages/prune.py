@@ -1,0 +1,167 @@
+"""Stage ``prune``: iterative magnitude pruning with rewinding to θ0, one resumable level at a time (open_lth's
+lottery runner): ``_prune_level(k)`` writes level k's masks, ``_train_level(k)`` fine-tunes and scores level k's
+sub-network; each checks for its finished files first.
+
+Level k's IMP mask prunes the weights that training level k−1 ended with. They are not kept on disk (a model per
+level would be gigabytes): if level k−1 finished in an earlier process and level k's mask is missing, level k−1 is
+trained again in memory, which gives the same weights (training is deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from torch import nn
+
+from ...core.atomic import atomic_write_bytes
+from ...core.maskio import load_mask, save_mask
+from ...core.masks import Mask
+from ...core.prune import magnitude_prune, select_prunable
+from ...nn.families import EncoderFamily
+from ...nn.models import encoder_parameters, encoder_shapes, model_type
+from ..controls import ControlInputs
+from ..layout import IMP, level_name, mask_file
+from ..store import DONE, ArtifactError, RunDir, environment
+from ..workspace import Workspace
+from .finetune import pretrained_for, train_and_score
+
+
+@dataclass
+class _Imp:
+    """One IMP run: its workspace and identity, the model with θ0 to rewind to, and its prunable tensors."""
+
+    ws: Workspace
+    task: str
+    lang: str
+    seed: int
+    model: nn.Module
+    theta0: dict
+
+    @classmethod
+    def open(cls, ws: Workspace, task: str, lang: str, seed: int) -> "_Imp":
+        model, theta0 = pretrained_for(ws, task, lang, seed)
+        return cls(ws, task, lang, seed, model, theta0)
+
+    @property
+    def run(self) -> RunDir:
+        return self.ws.layout.prune_dir(self.task, self.lang, self.seed)
+
+    def level(self, level: int) -> RunDir:
+        return self.run.sub(level_name(level))
+
+    @cached_property
+    def family(self) -> EncoderFamily:
+        return self.ws.family(self.model)
+
+    @cached_property
+    def full(self) -> Mask:
+        """Level 0's mask: every prunable weight kept; its metadata is every mask's."""
+        shapes = encoder_shapes(self.model)
+        names = select_prunable(shapes, self.family.prunable)
+        meta = {**self.ws.mask_meta(self.task, self.lang, self.seed), "model_type": model_type(self.model)}
+        return Mask.full({n: shapes[n] for n in names}, **meta)
+
+    def mask(self, level: int) -> Mask:
+        if level == 0:
+            return self.full
+        return load_mask(self.level(level).file(mask_file(IMP)), encoder_shapes(self.model), self.ws.study.model.name)
+
+    @property
+    def head(self) -> list[str]:
+        """The task head's parameters: everything outside the base encoder."""
+        return [k for k in self.theta0 if not k.startswith(self.model.base_model_prefix + ".")]
+
+    def prunable(self, state: str = "trained") -> dict:
+        """The prunable tensors as the model holds them now (``trained``) or as pre-trained (``theta0``)."""
+        if state == "theta0":
+            prefix = self.model.base_model_prefix + "."
+            return {n: self.theta0[prefix + n] for n in self.full.tensors}
+        params = encoder_parameters(self.model)
+        return {n: params[n] for n in self.full.tensors}
+
+
+def run_prune(ws: Workspace, task: str, lang: str, seed: int) -> RunDir:
+    """IMP for one task × language × seed; every level is its own resumable unit."""
+    run = ws.layout.prune_dir(task, lang, seed)
+    if run.done:
+        return run
+    start = time.perf_counter()
+    imp = _Imp.open(ws, task, lang, seed)
+    trained = False  # whether the model holds the trained weights of the previous level
+    for level in ws.study.levels:
+        _prune_level(imp, level, trained)
+        trained = _train_level(imp, level)
+    levels = [imp.level(level).read_json("metrics.json") for level in ws.study.levels]
+    run.write_json("metrics.json", {"levels": levels, "head_at_rewind": ws.study.prune.head_at_rewind})
+    run.write_json("params.json", {"task": task, "lang": lang, "seed": seed, "key": ws.layout.prune_key(task, lang)})
+    run.write_json("env.json", environment(str(ws.device)))
+    run.write_json("timing.json", {"seconds": time.perf_counter() - start})
+    run.mark_done()
+    return run
+
+
+def _prune_level(imp: _Imp, level: int, trained: bool) -> None:
+    """Level k's masks: the IMP mask (level k−1's trained weights, magnitude-pruned) and each control's."""
+    if level == 0:
+        return
+    ldir, controls = imp.level(level), imp.ws.controls
+    missing = [c for c in controls if not ldir.file(mask_file(c.name)).exists()]
+    sparsity = imp.ws.study.sparsity_of(level)
+    if ldir.file(mask_file(IMP)).exists():
+        if not missing:
+            return
+        mask = imp.mask(level)
+    else:
+        if not trained:  # level k−1 finished in an earlier process: train it again (the same weights)
+            _train(imp, level - 1)
+        mask = magnitude_prune(imp.prunable(), imp.mask(level - 1), sparsity)
+        save_mask(mask, ldir.file(mask_file(IMP)), kind=IMP, level=ldir.path.name)
+        missing = controls
+    inputs = ControlInputs(mask, imp.prunable("theta0"), imp.full, sparsity, imp.seed, imp.task, imp.lang)
+    for control in missing:
+        save_mask(control.draw(inputs), ldir.file(mask_file(control.name)), kind=control.name, level=ldir.path.name)
+
+
+def _train_level(imp: _Imp, level: int) -> bool:
+    """Level k's sub-network fine-tuned from θ0 and scored; False when it had finished before (nothing trained)."""
+    ldir = imp.level(level)
+    if ldir.done:
+        return False
+    metrics = _train(imp, level)
+    if imp.ws.study.prune.head_at_rewind == "trained":
+        _save_head(imp.model, imp.head, ldir.file("head.safetensors"))
+    ldir.write_json("metrics.json", metrics)
+    ldir.mark_done()
+    return True
+
+
+def _train(imp: _Imp, level: int) -> dict:
+    """Rewind to θ0 (and to level k−1's trained head with ``head_at_rewind: trained``), fine-tune, score."""
+    mask = imp.mask(level)
+    imp.model.load_state_dict(imp.theta0)
+    if level > 0 and imp.ws.study.prune.head_at_rewind == "trained":
+        _load_head(imp.model, imp.level(level - 1).file("head.safetensors"))
+    sparsity = imp.ws.study.sparsity_of(level)
+    metrics = train_and_score(
+        imp.ws, imp.task, imp.lang, imp.seed, None if level == 0 else mask, imp.ws.study.task(imp.task).imp_train,
+        desc=f"IMP {imp.task}/{imp.lang} level {level} ({sparsity:.0%})", model=imp.model,
+    )
+    return {**metrics, "level": level, "sparsity": sparsity}
+
+
+def _save_head(model: nn.Module, names: list[str], path: Path) -> None:
+    state = model.state_dict()
+    atomic_write_bytes(path, save({n: state[n].contiguous() for n in names}))
+
+
+def _load_head(model: nn.Module, path: Path) -> None:
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as err:
+        raise ArtifactError(f"{path} is damaged ({err}): delete {path.parent / DONE} and rerun") from err
+    model.load_state_dict(state, strict=False)
