@@ -1,4 +1,4 @@
-"""Size on disk of one mask: ours (bit-packed safetensors, :func:`subnetworks.masks.save_mask`) vs a safetensors
+"""Size on disk of one mask: ours (bit-packed safetensors, :func:`subnetworks.core.maskio.save_mask`) vs a safetensors
 file of bool tensors vs the float32 state dict the authors store (``torch.save`` of float masks)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from subnetworks.masks import load_mask, save_mask
+from subnetworks.core.maskio import load_mask, save_mask
 
 from .bench_overlap import random_masks
 from .common import MODEL_LABELS, Row, mbytes, prunable_shapes

@@ -1,6 +1,6 @@
 """All pairwise overlaps (Jaccard and agreement) among 54 masks (9 languages × 6 levels, say) of a model shape:
-packed bits the way the pipeline's overlap stage does it (mask files written by :func:`subnetworks.masks.save_mask`
-→ :meth:`subnetworks.overlap.PackedMasks.from_files` → :func:`subnetworks.overlap.pairwise`) vs bool tensors.
+packed bits the way the pipeline's overlap stage does it (mask files written by :func:`subnetworks.core.maskio.save_mask`
+→ :meth:`subnetworks.core.overlap.PackedMasks.from_files` → :func:`subnetworks.core.overlap.pairwise`) vs bool tensors.
 
 The bool-tensor way is timed on a few pairs and extrapolated to all pairs (it would take most of an hour
 otherwise). It is given its best chance: one ``torch.count_nonzero(a & b)`` per tensor, union and agreement
@@ -22,8 +22,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from subnetworks.masks import Mask, load_mask, save_mask
-from subnetworks.overlap import PackedMasks, intersections, pairwise
+from subnetworks.core.maskio import load_mask, save_mask
+from subnetworks.core.masks import Mask
+from subnetworks.core.overlap import PackedMasks, intersections, pairwise
 
 from .common import MODEL_LABELS, Row, median, prunable_shapes, seconds, timed
 from .prototypes import numba_version, pairwise_counts_numba

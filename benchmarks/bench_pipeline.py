@@ -1,5 +1,5 @@
 """Orchestration rows, read from the timings the pipeline writes (``artifacts/timings.json``, and beside it
-``timings-latest.json`` and the history ``timings/*.json``, see :func:`subnetworks.pipeline.run_study`); nothing is
+``timings-latest.json`` and the history ``timings/*.json``, see :func:`subnetworks.run.local.run_study`); nothing is
 measured here, and without a finished demo run the rows say so instead of showing a number.
 
 * rerun of a finished study: wall seconds of the latest run that executed no stage, over the latest run that

@@ -1,5 +1,5 @@
 """One global magnitude-prune call, 20 % → 50 % sparsity, on all prunable tensors of a model shape: time and
-peak extra memory, ours (:func:`subnetworks.prune.magnitude_prune`) vs ``torch.nn.utils.prune.global_unstructured``
+peak extra memory, ours (:func:`subnetworks.core.prune.magnitude_prune`) vs ``torch.nn.utils.prune.global_unstructured``
 with ``L1Unstructured`` on the same tensors (modules already carrying the 20 % mask, as torch's IMP would).
 
 Each method runs in a fresh child process (``python -m benchmarks.bench_prune --child …``) so that its memory
@@ -32,8 +32,8 @@ def _weights(shapes, seed: int = 0):
 def child(shapes: dict[str, tuple[int, ...]], method: str, repeats: int, warmup: int) -> dict:
     import torch
 
-    from subnetworks.masks import Mask
-    from subnetworks.prune import magnitude_prune
+    from subnetworks.core.masks import Mask
+    from subnetworks.core.prune import magnitude_prune
 
     shapes = {n: tuple(s) for n, s in shapes.items()}
     weights = _weights(shapes)

@@ -1,8 +1,8 @@
 """Masked fine-tuning step vs a dense step, and vs ``torch.nn.utils.prune``'s forward-pre-hook reparametrisation.
 
-Each step is exactly one step of :func:`subnetworks.train.finetune`: ``forward_loss`` → ``backward`` → AdamW
+Each step is exactly one step of :func:`subnetworks.nn.train.finetune`: ``forward_loss`` → ``backward`` → AdamW
 ``step`` (the trainer's own optimiser, weight decay and LR schedule) → ``zero_grad`` → ``apply_mask`` (masked
-step only) with the :func:`~subnetworks.prune.mask_multipliers` that ``finetune`` makes once before training. The
+step only) with the :func:`~subnetworks.core.prune.mask_multipliers` that ``finetune`` makes once before training. The
 hook step replaces ``apply_mask`` by ``prune.custom_from_mask`` on the same prunable tensors: a forward pre-hook
 recomputes ``weight = weight_orig * weight_mask`` every forward, and autograd multiplies the gradient by the mask
 on the way back. The variants are interleaved round by round on the same batch.
@@ -16,11 +16,12 @@ import time
 
 import torch
 
-from subnetworks.config import TrainConfig
-from subnetworks.masks import Mask
-from subnetworks.models import encoder_parameters
-from subnetworks.prune import apply_mask, magnitude_prune, mask_multipliers, select_prunable
-from subnetworks.train import _optimizer, forward_loss
+from subnetworks.core.masks import Mask
+from subnetworks.core.prune import apply_mask, magnitude_prune, mask_multipliers, select_prunable
+from subnetworks.nn.families import FAMILIES
+from subnetworks.nn.models import encoder_parameters
+from subnetworks.nn.train import _optimizer, forward_loss
+from subnetworks.spec import TrainConfig
 
 from .common import MODEL_LABELS, Row, bert_config, interleaved, median, seconds
 
@@ -145,7 +146,7 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
         torch.manual_seed(0)
         model = BertForSequenceClassification(config)
         params = encoder_parameters(model)
-        names = select_prunable(params)
+        names = select_prunable(params, FAMILIES["bert"].prunable)
         mask = magnitude_prune({n: params[n] for n in names}, Mask.full({n: params[n].shape for n in names}), SPARSITY)
         twin = Trainer(hook_model(model, mask), cfg, make_batch(config.vocab_size, batch, seq))
         multipliers = mask_multipliers(params, mask)  # once, before training, as finetune does

@@ -51,12 +51,13 @@ def prunable_shapes(model: str, quick: bool) -> dict[str, tuple[int, ...]]:
     import torch
     from transformers import BertModel
 
-    from subnetworks.prune import select_prunable
+    from subnetworks.core.prune import select_prunable
+    from subnetworks.nn.families import FAMILIES
 
     with torch.device("meta"):
         base = BertModel(bert_config(model, quick))
     shapes = {n: tuple(p.shape) for n, p in base.named_parameters()}
-    return {n: shapes[n] for n in select_prunable(shapes)}
+    return {n: shapes[n] for n in select_prunable(shapes, FAMILIES["bert"].prunable)}
 
 
 # ---------------------------------------------------------------------------------------------------- timing

@@ -1,6 +1,6 @@
 """An optional fused pairwise-intersection kernel, measured next to the lib for information only.
 
-:func:`pairwise_counts_numba` computes exactly what :func:`subnetworks.overlap.intersections` does (|A∩B| for
+:func:`pairwise_counts_numba` computes exactly what :func:`subnetworks.core.overlap.intersections` does (|A∩B| for
 every pair of rows of a packed mask matrix) in one compiled pass that ANDs, popcounts and accumulates 4 × 4 pairs
 per loaded word tile, where numpy needs separate passes with temporaries. numba is not a dependency of the
 project: the benchmark times the kernel (and checks its counts against the lib's) only where numba is installed.
@@ -68,7 +68,7 @@ def _numba_kernel():
 
 
 def pairwise_counts_numba(words: np.ndarray, block: int = 1024) -> np.ndarray:
-    """The counts of :func:`subnetworks.overlap.intersections` in one fused, compiled pass (needs numba, which is
+    """The counts of :func:`subnetworks.core.overlap.intersections` in one fused, compiled pass (needs numba, which is
     not a dependency of the project: ImportError without it). Each loaded word serves four pairs."""
     return _numba_kernel()(np.ascontiguousarray(words), block)
 

@@ -609,7 +609,7 @@ Copyright the iso-codes contributors and translators, licensed LGPL-2.1-or-later
 
 ## Derived task data
 
-The task builders in `lib/subnetworks/embedded.py` derive their labels from these files only (message ids, resource
+The task builders in `lib/subnetworks/demo/embedded.py` derive their labels from these files only (message ids, resource
 paths, the entity lexicon); no model is involved in labelling.
 """
 

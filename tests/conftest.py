@@ -10,9 +10,12 @@ import torch
 
 from subnetworks.demo.smoke import tiny_bert_config, tiny_tokenizer
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/support/: the kill harness and other test tools
+sys.path.insert(0, str(Path(__file__).parent / "support"))  # the kill harness: a test tool with a CLI of its own
 
 LANGS = ["en", "ur"]
+# fixtures that build a whole study (through the CLI, the kill harness, Slurm or the stage functions): every test
+# that uses one is marked slow, so `pytest -m "not slow"` runs the fast suite
+SLOW_FIXTURES = {"smoke", "killed", "tiny_study", "slurm_study", "assets", "ws"}
 
 torch.set_num_threads(1)  # tiny models: one thread is fastest and avoids OpenMP contention on 2 cores
 
@@ -44,3 +47,9 @@ def tiny_seqcls(tokenizer):
 
     torch.manual_seed(2)
     return BertForSequenceClassification(tiny_bert_config(len(tokenizer), num_labels=3))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

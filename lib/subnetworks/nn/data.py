@@ -13,6 +13,7 @@ import tempfile
 from typing import Any
 
 import datasets
+from datasets.exceptions import DatasetGenerationError
 
 from ..spec import TaskConfig, resolve_path
 
@@ -34,8 +35,6 @@ def _hub_load(task: TaskConfig, lang: str, split: str) -> datasets.Dataset:
 
     datasets caches a local folder by its name, not its files, so a regenerated folder would be served from a stale
     cache (and parallel workers would race on it): a local folder is read through a private, temporary cache."""
-    from datasets.exceptions import DatasetGenerationError
-
     name = task.config.format(lang=lang) or None
     local = resolve_path(task.dataset).exists()
     path = str(resolve_path(task.dataset)) if local else task.dataset

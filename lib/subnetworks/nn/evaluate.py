@@ -6,6 +6,7 @@ import math
 from typing import Any, Sequence
 
 import torch
+from seqeval.metrics import accuracy_score, f1_score
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -61,7 +62,5 @@ def evaluate(
         return {"score": correct / total, "accuracy": correct / total, "perplexity": math.exp(loss_sum / total), "n_tokens": total}
     if kind == "seqcls":
         return {"score": correct / total, "accuracy": correct / total, "n": total}
-    from seqeval.metrics import accuracy_score, f1_score
-
     f1 = float(f1_score(gold_tags, pred_tags, zero_division=0))
     return {"score": f1, "f1": f1, "token_accuracy": float(accuracy_score(gold_tags, pred_tags)), "n": len(gold_tags)}

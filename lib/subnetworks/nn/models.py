@@ -11,6 +11,19 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from torch import nn
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
+from transformers.utils import logging as hf_logging
+
+AUTO_CLASSES = {
+    "mlm": AutoModelForMaskedLM,
+    "seqcls": AutoModelForSequenceClassification,
+    "tokcls": AutoModelForTokenClassification,
+}
 
 
 class ModelUnavailable(RuntimeError):
@@ -33,16 +46,9 @@ def model_type(model: nn.Module) -> str:
 
 
 def _auto_class(kind: str):
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-    classes = {
-        "mlm": AutoModelForMaskedLM,
-        "seqcls": AutoModelForSequenceClassification,
-        "tokcls": AutoModelForTokenClassification,
-    }
-    if kind not in classes:
-        raise ValueError(f"unknown task kind {kind!r}: use one of {sorted(classes)}")
-    return classes[kind]
+    if kind not in AUTO_CLASSES:
+        raise ValueError(f"unknown task kind {kind!r}: use one of {sorted(AUTO_CLASSES)}")
+    return AUTO_CLASSES[kind]
 
 
 def _offline_hint(name: str) -> str:
@@ -63,8 +69,6 @@ def load_model(
     head_seed: int = 0,
 ) -> nn.Module:
     """Pre-trained weights θ0 plus a task head initialised from ``head_seed`` (so a rewound head is reproducible)."""
-    from transformers.utils import logging as hf_logging
-
     auto = _auto_class(kind)
     hf_logging.set_verbosity_error()  # the load report lists the new head as "missing": expected, not news
     kwargs: dict = {"revision": revision} if revision else {}
@@ -95,8 +99,6 @@ def _check_encoder_loaded(name: str, model: nn.Module, missing: list[str]) -> No
 
 
 def load_tokenizer(name: str, revision: str | None = None):
-    from transformers import AutoTokenizer
-
     try:
         return AutoTokenizer.from_pretrained(name, **({"revision": revision} if revision else {}))
     except OSError as err:

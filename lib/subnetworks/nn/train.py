@@ -88,13 +88,15 @@ def total_steps(cfg: TrainConfig, n_examples: int) -> int:
     return max(1, math.ceil(cfg.epochs * math.ceil(n_examples / cfg.batch_size)))
 
 
-def freeze(model: nn.Module, name: str) -> None:
-    """Stop training one base-encoder parameter (the family's word embeddings: never pruned, most of the work)."""
+def set_trainable(model: nn.Module, name: str, trainable: bool) -> None:
+    """Train one base-encoder parameter or not (the family's word embeddings: never pruned, most of the work).
+
+    Set on every run, not only to freeze: a rewound model keeps ``requires_grad`` from its previous run."""
     params = encoder_parameters(model)
     if name not in params:
         raise ValueError(f"the encoder has no parameter {name!r} to freeze (e.g. {sorted(params)[:2]}): "
                          "set model.encoder.word_embeddings to its word-embedding matrix")
-    params[name].requires_grad_(False)
+    params[name].requires_grad_(trainable)
 
 
 class LengthGroupedBatches(Sampler[list[int]]):
@@ -151,8 +153,8 @@ def finetune(
     torch.manual_seed(seed)
     collator.generator = torch.Generator().manual_seed(seed + 1)
     model.to(device).train()
-    if cfg.freeze_word_embeddings:
-        freeze(model, word_embeddings)
+    if word_embeddings or cfg.freeze_word_embeddings:
+        set_trainable(model, word_embeddings, not cfg.freeze_word_embeddings)
     params = encoder_parameters(model)
     multipliers = mask_multipliers(params, mask) if mask is not None else None
     if multipliers is not None:

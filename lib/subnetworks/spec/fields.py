@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -52,6 +53,8 @@ def required_choice(*choices: str) -> Any:
     return dataclasses.field(metadata={"choices": choices})
 
 
+# YAML 1.1 (PyYAML) reads 1e-4, without a dot, as a string; numbers written so are numbers here
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 POSITIVE = {"low": 0, "low_open": True}
 NON_NEGATIVE = {"low": 0}
 
@@ -86,6 +89,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")
         return value
     if tp is float:
+        if isinstance(value, str) and _NUMBER.match(value):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{where} must be a finite number, got {value!r} ({type(value).__name__})")
         return float(value)
@@ -108,21 +113,23 @@ def _check_allowed(value: Any, meta: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where} {value!r} is unknown: use one of {list(choices)}")
 
 
-def from_dict(cls: type, data: Mapping[str, Any], where: str | None = None) -> Any:
-    """Build the frozen dataclass ``cls`` from ``data``, rejecting unknown keys, wrong types and disallowed values."""
-    where = where or cls.__name__
+def from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
+    """Build the frozen dataclass ``cls`` from ``data``, rejecting unknown keys, wrong types and disallowed values.
+
+    ``where`` is the dotted path of ``data`` in its file (empty at the top), so errors name e.g. ``prune.schedule``."""
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown} in {where}: allowed are {sorted(known)}")
+        raise ConfigError(f"unknown parameter(s) {unknown} in {where or 'the top level'}: allowed are {sorted(known)}")
     values = {}
     for name, f in known.items():
+        path = f"{where}.{name}" if where else name
         if name in data:
-            values[name] = _coerce(data[name], hints[name], f"{where}.{name}")
-            _check_allowed(values[name], f.metadata, f"{where}.{name}")
+            values[name] = _coerce(data[name], hints[name], path)
+            _check_allowed(values[name], f.metadata, path)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{where}.{name} is required")
+            raise ConfigError(f"{path} is required")
     return cls(**values)
 
 

@@ -75,8 +75,11 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 
 def study_from_dict(data: Mapping[str, Any], where: str) -> StudyConfig:
-    """A validated study from raw params (``where`` names them in errors)."""
-    return validate_study(from_dict(StudyConfig, data, where=where))
+    """A validated study from raw params; errors start with ``where`` (the file, and any ``--set``)."""
+    try:
+        return validate_study(from_dict(StudyConfig, data))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def load_params(path: str | Path, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], StudyConfig]:

@@ -40,6 +40,7 @@ def validate_study(study: StudyConfig) -> StudyConfig:
     if not study.tasks:
         raise ConfigError("the study has no tasks")
     for name, task in study.tasks.items():
+        _unique(task.languages, f"tasks.{name}.languages")
         if not study.task_languages(name):
             raise ConfigError(f"task {name!r} has none of the study languages {list(study.languages)}")
         for section in ("imp_train", "transfer_train"):

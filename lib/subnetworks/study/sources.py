@@ -9,22 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 import datasets
 
 from ..nn.data import load_hub
 from ..spec import ConfigError, TaskConfig
 
-if TYPE_CHECKING:
-    from .workspace import Workspace
-
 
 @dataclass(frozen=True)
 class ModelSource:
     """``folder(workspace, task kind)``: what ``from_pretrained`` loads (a hub id or a prepared folder)."""
 
-    folder: Callable[["Workspace", str], str]
+    folder: Callable[[Any, str], str]  # (the study's Workspace, a task kind) -> a hub id or a folder
     fits_mlm_head: bool = False  # whether it honours model.mlm_head (fits a head the checkpoint lacks)
 
 

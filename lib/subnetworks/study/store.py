@@ -1,17 +1,14 @@
 """Run directories: atomic writes, DONE markers, environment records, and the lock on an artefacts directory.
 
 A run is finished exactly when its ``DONE`` file exists; ``DONE`` is written last, after everything else was
-renamed into place, so a run killed at any moment is either finished or redone, never half-taken. Torch-free:
-:func:`environment` imports torch, transformers and datasets when called (only by stages, which have them loaded).
+renamed into place, so a run killed at any moment is either finished or redone, never half-taken. Torch-free, as
+the layout that names runs is.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,6 @@ from typing import Any, Iterator
 from filelock import FileLock, Timeout
 
 from ..core.atomic import atomic_write_bytes
-from ..spec import repo_root
 
 DONE = "DONE"
 
@@ -97,41 +93,6 @@ class RunDir:
     def require_done(self, what: str) -> None:
         if not self.done:
             raise ArtifactError(f"{what} has not finished ({self.path} has no DONE): run that stage first")
-
-
-def _git_sha() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5,
-                             check=False)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def environment(device: str) -> dict[str, Any]:
-    """What produced a run: code version, library versions, machine and device."""
-    import datasets  # heavy: imported by the stages that call this, never by the torch-free layout
-    import torch
-    import transformers
-
-    from .. import __version__
-
-    info = {
-        "subnetworks": __version__,
-        "git_sha": _git_sha(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-    }
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 class LockedError(RuntimeError):

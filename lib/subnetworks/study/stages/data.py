@@ -11,7 +11,8 @@ from typing import Any
 import datasets
 
 from ...nn.data import encode, label_names, select_splits
-from ..store import RunDir, environment
+from ..environment import environment
+from ..store import RunDir
 from ..workspace import Workspace
 
 

@@ -18,7 +18,8 @@ from ...core.maskio import read_metadata
 from ...core.overlap import PackedMasks, pairwise, shared_by_all
 from ...nn.families import FAMILIES, EncoderFamily, resolve_family
 from ..layout import IMP
-from ..store import RunDir, environment
+from ..environment import environment
+from ..store import RunDir
 from ..workspace import Workspace
 
 

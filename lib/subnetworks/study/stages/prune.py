@@ -26,7 +26,8 @@ from ...nn.families import EncoderFamily
 from ...nn.models import encoder_parameters, encoder_shapes, model_type
 from ..controls import ControlInputs
 from ..layout import IMP, level_name, mask_file
-from ..store import DONE, ArtifactError, RunDir, environment
+from ..environment import environment
+from ..store import DONE, ArtifactError, RunDir
 from ..workspace import Workspace
 from .finetune import pretrained_for, train_and_score
 

@@ -7,7 +7,8 @@ import time
 
 from ...core.maskio import load_mask
 from ..layout import IMP, level_name
-from ..store import RunDir, environment
+from ..environment import environment
+from ..store import RunDir
 from ..workspace import Workspace
 from .finetune import train_and_score
 

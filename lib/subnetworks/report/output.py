@@ -1,0 +1,93 @@
+"""Where the report goes and how it is shown: figures saved as PNG and PDF (the same bytes on every rerun), tables
+as CSV, sections of text, tables and figures, and their display in a notebook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..spec import resolve_path
+from ..study.layout import Layout
+from .figures import DPI, STYLE
+from .load import Results, load_results
+
+
+@dataclass(frozen=True)
+class SavedFigure:
+    png: Path
+    pdf: Path
+    width_px: int  # shown at this width: the PNG is drawn at DPI, shown at 100 dpi
+
+
+@dataclass
+class Section:
+    """A titled list of blocks: markdown text, tables (data frames) and saved figures, in display order."""
+
+    title: str
+    blocks: list[str | pd.DataFrame | SavedFigure] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "\n\n".join(b for b in self.blocks if isinstance(b, str))
+
+
+@dataclass
+class Report:
+    """The results of one study and the folder its report goes to."""
+
+    results: Results
+    root: Path
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    def save_figure(self, fig: Figure | None, name: str) -> SavedFigure | None:
+        """PNG and PDF, without timestamps or version strings, so a rerun writes the same bytes."""
+        if fig is None:
+            return None
+        self.figures.mkdir(parents=True, exist_ok=True)
+        png, pdf = self.figures / f"{name}.png", self.figures / f"{name}.pdf"
+        with matplotlib.rc_context(STYLE):
+            fig.savefig(png, dpi=DPI, metadata={"Software": None})
+            fig.set_layout_engine("none")  # keep the layout the PNG computed: one layout pass, not two
+            fig.savefig(pdf, metadata={"CreationDate": None, "Producer": None, "Creator": None})
+        return SavedFigure(png, pdf, int(round(fig.get_figwidth() * 100)))
+
+    def save_table(self, table: pd.DataFrame, name: str) -> pd.DataFrame:
+        self.tables.mkdir(parents=True, exist_ok=True)
+        table.to_csv(self.tables / f"{name}.csv", index=False, float_format="%.6g")
+        return table
+
+    def add_figure(self, section: Section, text: str, fig: Figure | None, name: str) -> None:
+        """Save ``fig`` and append its sentences and the figure to ``section`` (nothing when there is no figure)."""
+        saved = self.save_figure(fig, name)
+        if saved is not None:
+            section.blocks += [text, saved]
+
+
+def open_report(layout: Layout, reports_dir: str | Path = "") -> Report:
+    """Read the study's artefacts; the report goes to ``reports_dir`` (default: ``runtime.reports_dir``)."""
+    return Report(load_results(layout), resolve_path(reports_dir or layout.study.runtime.reports_dir))
+
+
+def show(section: Section) -> None:
+    """Display a section in a notebook: markdown, tables (3 decimals, no index) and the saved PNGs."""
+    from IPython.display import Image, Markdown, display  # only in a notebook: building the report needs no IPython
+
+    display(Markdown(f"## {section.title}"))
+    for i, block in enumerate(section.blocks):
+        if isinstance(block, str):
+            display(Markdown(block))
+        elif isinstance(block, pd.DataFrame):
+            uuid = f"{section.title[:12].replace(' ', '_')}_{i}"  # stable ids: the same HTML for the same numbers
+            display(block.style.format(precision=3, na_rep="–").hide(axis="index").set_uuid(uuid))
+        else:
+            display(Image(filename=str(block.png), width=block.width_px))

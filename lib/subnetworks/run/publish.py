@@ -1,0 +1,54 @@
+"""The report as people read it: 05_report executed and converted to one self-contained HTML file (code hidden),
+and its headline numbers copied into the README where the study asks for it (the demo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+from ..core.atomic import atomic_write_bytes
+from ..spec import StudyConfig, repo_root
+from ..study.layout import Layout
+from .kernel import SharedKernel
+from .stage_runs import EXECUTED, NOTEBOOKS, REPORT, StageFailed, reports_dir
+
+README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def render_report(layout: Layout, params_file: Path, kernel: SharedKernel, reports: str | Path = "") -> Path:
+    """Execute 05_report into the artefacts and convert it to ``report.html`` in the reports directory."""
+    root = reports_dir(layout.study, reports)
+    root.mkdir(parents=True, exist_ok=True)
+    executed = layout.artifacts / REPORT / EXECUTED
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    parameters = {"params_file": str(params_file), "artifacts": str(layout.artifacts), "reports_dir": str(root)}
+    try:
+        kernel.execute(NOTEBOOKS / "05_report.ipynb", executed, parameters)
+    except papermill.PapermillExecutionError as err:
+        raise StageFailed(f"report failed with {err.ename}: {err.evalue}\n  executed notebook: {executed}") from None
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
+    html = root / "report.html"
+    atomic_write_bytes(html, body.encode("utf-8"))
+    return html
+
+
+def update_readme(results: Path, readme: Path = repo_root() / "README.md") -> None:
+    """Replace the README's results section by the report's ``results.md``: numbers come from the run, not a person."""
+    start, end = README_MARKERS
+    text = readme.read_text(encoding="utf-8")
+    if start not in text or end not in text or not results.exists():
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{results.read_text(encoding='utf-8').strip()}\n{end}{tail}", encoding="utf-8")
+
+
+def publish_results(study: StudyConfig, html: Path, readme: Path = repo_root() / "README.md") -> None:
+    """Copy the report's ``results.md`` into the README when the study asks for it (the demo), after ``run`` and
+    after ``report`` alike, so the README never shows older numbers than the report."""
+    if study.runtime.readme_results:
+        update_readme(html.parent / "results.md", readme)

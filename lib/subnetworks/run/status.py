@@ -1,0 +1,47 @@
+"""``status``: the state of every stage run of a study, from its run directories and, for runs submitted to Slurm,
+Slurm's job states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from filelock import FileLock, Timeout
+
+from .slurm import job_states
+from .stage_runs import FAILED, stage_runs
+from .study_params import open_study
+
+
+def status(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = ()) -> list[dict[str, str]]:
+    """One row per stage run: done, running (another process holds the artefacts), partial, failed, or left;
+    runs submitted to Slurm: done, queued, running or failed. Failed rows carry a ``detail``: the path of the failed
+    notebook, or why the job ended."""
+    effective, _, layout = open_study(params_file, artifacts, overrides)
+    busy = False
+    lock = FileLock(str(layout.artifacts / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+        lock.release()
+    except Timeout:
+        busy = True
+    runs = stage_runs(layout, effective)
+    jobs = job_states(runs)
+    rows = []
+    for run in runs:
+        detail = ""
+        if run.finished:
+            state = "done"
+        elif run.label in jobs:
+            state, detail = jobs[run.label]["state"], jobs[run.label]["detail"]
+        elif run.run_dir.path.exists() and busy:
+            state = "running"
+        elif run.run_dir.file(FAILED).exists():
+            state, detail = "failed", f"failed notebook: {run.run_dir.file(FAILED)}"
+        elif run.run_dir.path.exists():
+            state = "partial"
+        else:
+            state = "left"
+        row = {"run": run.label, "state": state, "dir": str(run.run_dir.path)}
+        rows.append({**row, "detail": detail} if detail else row)
+    return rows

@@ -1,0 +1,202 @@
+"""Evaluation against hand-computed metrics: models whose predictions are known, scored on hand-made examples."""
+
+import math
+from types import SimpleNamespace
+
+import datasets
+import pytest
+import torch
+from torch import nn
+
+from subnetworks.nn.collate import make_collator
+from subnetworks.nn.data import encode
+from subnetworks.nn.evaluate import evaluate
+from subnetworks.nn.train import batches_by_length
+
+CPU = torch.device("cpu")
+TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+class TokenTagger(nn.Module):
+    """A token classifier that predicts a fixed tag per vocabulary entry, whatever the context: its logits are a
+    one-hot lookup of the input ids. Special tokens ([CLS], [SEP], [PAD]) predict B-PER: if evaluation scored the
+    positions labelled -100 they would add spurious PER entities."""
+
+    base_model_prefix = "tagger"
+
+    def __init__(self, tokenizer, tags: dict[str, str]):
+        super().__init__()
+        table = torch.full((len(tokenizer), len(TAGS)), -10.0)
+        table[:, TAGS.index("B-PER")] = 10.0
+        for word, tag in tags.items():
+            token = tokenizer.convert_tokens_to_ids(word)
+            assert token != tokenizer.unk_token_id, word
+            table[token] = -10.0
+            table[token, TAGS.index(tag)] = 10.0
+        self.table = nn.Parameter(table)
+
+    def forward(self, input_ids, attention_mask, labels, **_):
+        return SimpleNamespace(loss=torch.tensor(0.0), logits=self.table[input_ids])
+
+
+# (tokens, gold tags, predicted tags): every token predicts one tag wherever it appears
+SENTENCES = [
+    # PER right; ORG missed; LOC spurious
+    (["en0", "enper0", "enper1", "en1", "enorg0"], ["O", "B-PER", "I-PER", "O", "B-ORG"],
+     ["O", "B-PER", "I-PER", "O", "B-LOC"]),
+    # LOC only partly found (1 of its 2 tokens): no match, both a false positive and a false negative; PER right
+    (["enloc0", "enloc1", "en2", "enper2"], ["B-LOC", "I-LOC", "O", "B-PER"], ["B-LOC", "O", "O", "B-PER"]),
+    # a two-token ORG exactly right
+    (["en3", "enorg1", "enorg2"], ["O", "B-ORG", "I-ORG"], ["O", "B-ORG", "I-ORG"]),
+    # one PER split in two: two false positives, one false negative
+    (["enper3", "urper0"], ["B-PER", "I-PER"], ["B-PER", "B-PER"]),
+    # right span, wrong type
+    (["urloc0", "ur5"], ["B-LOC", "O"], ["B-ORG", "O"]),
+]
+
+
+def _spans(tags: list[str]) -> set[tuple[str, int, int]]:
+    """(type, first, last) of each entity of an IOB2 sequence (no dangling I- in these examples)."""
+    spans, start = set(), None
+    for i, tag in enumerate([*tags, "O"]):
+        if start is not None and not (tag.startswith("I-") and tag[2:] == tags[start][2:]):
+            spans.add((tags[start][2:], start, i - 1))
+            start = None
+        if tag.startswith("B-"):
+            start = i
+    return spans
+
+
+def _ner_set(tokenizer):
+    rows = [{"tokens": t, "ner_tags": [TAGS.index(x) for x in gold]} for t, gold, _ in SENTENCES]
+    return encode(datasets.Dataset.from_list(rows), "tokcls", tokenizer, 16)
+
+
+def test_ner_evaluation_is_entity_f1(tokenizer):
+    tags = {}
+    for tokens, _, predicted in SENTENCES:
+        for token, tag in zip(tokens, predicted):
+            assert tags.setdefault(token, tag) == tag  # one prediction per token
+    model = TokenTagger(tokenizer, tags)
+
+    gold = [_spans(g) for _, g, _ in SENTENCES]
+    pred = [_spans(p) for _, _, p in SENTENCES]
+    true_positives = sum(len(g & p) for g, p in zip(gold, pred))
+    n_gold, n_pred = sum(map(len, gold)), sum(map(len, pred))
+    assert (true_positives, n_gold, n_pred) == (3, 7, 8)  # the counts by hand, as commented in SENTENCES
+    precision, recall = true_positives / n_pred, true_positives / n_gold
+    f1 = 2 * precision * recall / (precision + recall)
+    assert f1 == pytest.approx(0.4)  # 2·3 / (7 + 8)
+
+    ds = _ner_set(tokenizer)
+    for batch_size in (2, 128):  # several batches in order of length, and one
+        metrics = evaluate(model, "tokcls", ds, make_collator("tokcls", tokenizer), labels=TAGS, device=CPU,
+                           batch_size=batch_size, progress=False)
+        assert metrics["f1"] == pytest.approx(f1) and metrics["score"] == metrics["f1"]
+        assert metrics["token_accuracy"] == pytest.approx(12 / 16)  # 4 + 3 + 3 + 1 + 1 of 5 + 4 + 3 + 2 + 2 tokens
+        assert metrics["n"] == len(SENTENCES)
+
+
+def test_ner_perfect_and_empty_predictions(tokenizer):
+    ds = _ner_set(tokenizer)
+    gold_tags = {t: g for tokens, golds, _ in SENTENCES for t, g in zip(tokens, golds)}
+    gold_tags["enloc1"] = "I-LOC"
+    perfect = evaluate(TokenTagger(tokenizer, gold_tags), "tokcls", ds, make_collator("tokcls", tokenizer),
+                       labels=TAGS, device=CPU, progress=False)
+    assert perfect["f1"] == 1.0 and perfect["token_accuracy"] == 1.0
+    nothing = evaluate(TokenTagger(tokenizer, {t: "O" for t in gold_tags}), "tokcls", ds,
+                       make_collator("tokcls", tokenizer), labels=TAGS, device=CPU, progress=False)
+    assert nothing["f1"] == 0.0 and nothing["token_accuracy"] == pytest.approx(5 / 16)  # the O tags
+
+
+def test_a_real_token_classifier_that_always_says_b_per(tiny_tokcls, tokenizer):
+    """Zero classifier weights and a one-hot bias: BertForTokenClassification predicts B-PER everywhere, so every
+    token is a one-token PER entity; only the gold one-token PERs match."""
+    with torch.no_grad():
+        tiny_tokcls.classifier.weight.zero_()
+        tiny_tokcls.classifier.bias.copy_(torch.eye(len(TAGS))[TAGS.index("B-PER")])
+    metrics = evaluate(tiny_tokcls, "tokcls", _ner_set(tokenizer), make_collator("tokcls", tokenizer), labels=TAGS,
+                       device=CPU, batch_size=2, progress=False)
+    # 16 predicted entities, 7 gold ones; only enper2's PER (sentence 2) is a one-token PER
+    precision, recall = 1 / 16, 1 / 7
+    assert metrics["f1"] == pytest.approx(2 * precision * recall / (precision + recall)) == pytest.approx(2 / 23)
+    assert metrics["token_accuracy"] == pytest.approx(3 / 16)  # enper0, enper2, enper3 are B-PER
+
+
+def test_a_real_sequence_classifier_that_always_says_one_class(tiny_seqcls, tokenizer):
+    rows = [{"text": f"en{i}", "text_pair": "en1", "label": label} for i, label in enumerate([0, 1, 1, 2, 1, 0, 2])]
+    ds = encode(datasets.Dataset.from_list(rows), "seqcls", tokenizer, 16)
+    with torch.no_grad():
+        tiny_seqcls.classifier.weight.zero_()
+        tiny_seqcls.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    metrics = evaluate(tiny_seqcls, "seqcls", ds, make_collator("seqcls", tokenizer), device=CPU, batch_size=3,
+                       progress=False)
+    assert metrics == {"score": 3 / 7, "accuracy": 3 / 7, "n": 7}
+
+
+def _mlm_set(tokenizer, text, n=12):
+    return encode(datasets.Dataset.from_list([{"text": text}] * n), "mlm", tokenizer, 16)
+
+
+def _head_predicts(model, probabilities: torch.Tensor) -> None:
+    """Zero decoder weights (tied to the word embeddings) and bias = log p: the head's softmax is p at every
+    position, whatever the encoder computes."""
+    with torch.no_grad():
+        model.get_output_embeddings().weight.zero_()
+        model.get_output_embeddings().bias.copy_(probabilities.log())
+
+
+def test_mlm_perplexity_of_a_uniform_head_is_the_vocabulary_size(tiny_mlm, tokenizer):
+    vocab = tiny_mlm.config.vocab_size
+    _head_predicts(tiny_mlm, torch.full((vocab,), 1 / vocab))
+    metrics = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en1 en2 en3 en4 en5"), make_collator("mlm", tokenizer),
+                       device=CPU, batch_size=5, progress=False)
+    assert metrics["perplexity"] == pytest.approx(vocab, rel=1e-5)  # exp(log V)
+    assert metrics["accuracy"] == 0.0  # ties go to id 0, [PAD], never a masked piece
+    assert metrics["n_tokens"] >= 12  # every sequence predicts at least one token
+
+
+def test_mlm_perplexity_and_accuracy_of_a_fixed_distribution(tiny_mlm, tokenizer):
+    vocab = tiny_mlm.config.vocab_size
+    en1, en2 = tokenizer.convert_tokens_to_ids(["en1", "en2"])
+    favours_en1 = torch.full((vocab,), 0.5 / (vocab - 1))
+    favours_en1[en1] = 0.5
+    _head_predicts(tiny_mlm, favours_en1)
+    collator = make_collator("mlm", tokenizer)
+
+    only_en1 = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en1 en1 en1 en1"), collator, device=CPU,
+                        progress=False)
+    assert only_en1["perplexity"] == pytest.approx(2.0, rel=1e-5) and only_en1["accuracy"] == 1.0
+
+    only_en2 = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en2 en2 en2"), collator, device=CPU, progress=False)
+    assert only_en2["perplexity"] == pytest.approx(2 * (vocab - 1), rel=1e-5) and only_en2["accuracy"] == 0.0
+
+    # a mixed text: the masked pieces decide; draw them again as evaluate does (mask_seed, batches by length)
+    mixed = _mlm_set(tokenizer, "en1 en2 en1 en3 en1 en4", n=30)
+    metrics = evaluate(tiny_mlm, "mlm", mixed, collator, device=CPU, batch_size=8, mask_seed=4, progress=False)
+    collator.generator = torch.Generator().manual_seed(4)
+    labels = [collator([mixed[i] for i in rows])["labels"] for rows in batches_by_length(mixed, 8)]
+    targets = torch.cat([batch[batch != -100] for batch in labels])
+    hits = int((targets == en1).sum())
+    assert 0 < hits < len(targets) and metrics["n_tokens"] == len(targets)
+    assert metrics["accuracy"] == hits / len(targets)
+    mean_nll = (hits * math.log(2) + (len(targets) - hits) * math.log(2 * (vocab - 1))) / len(targets)
+    assert metrics["perplexity"] == pytest.approx(math.exp(mean_nll), rel=1e-5)
+
+
+def test_mlm_evaluation_uses_fixed_masks(tiny_mlm, tokenizer):
+    ds = encode(datasets.Dataset.from_list([{"text": "en1 en2 en3 en4 en5 en6"}] * 20), "mlm", tokenizer, 16)
+    collator = make_collator("mlm", tokenizer)
+    a = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, mask_seed=1, progress=False)
+    b = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, mask_seed=1, progress=False)
+    c = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, mask_seed=2, progress=False)
+    assert a == b and a != c
+
+
+def test_evaluation_does_not_depend_on_the_order_of_the_test_set(tiny_seqcls, tokenizer):
+    rows = [{"text": " ".join(f"en{(i * j) % 24}" for j in range(2 + i % 7)), "label": i % 3} for i in range(48)]
+    test = encode(datasets.Dataset.from_list(rows), "seqcls", tokenizer, 32)
+    collator = make_collator("seqcls", tokenizer)
+    a = evaluate(tiny_seqcls, "seqcls", test, collator, device=CPU, batch_size=16, progress=False)
+    b = evaluate(tiny_seqcls, "seqcls", test.shuffle(seed=0), collator, device=CPU, batch_size=16, progress=False)
+    assert a == b

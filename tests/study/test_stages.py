@@ -1,0 +1,143 @@
+"""IMP, transfer and overlap stage functions on a tiny study, in-process (no notebooks)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from subnetworks.core.maskio import load_mask
+from subnetworks.core.prune import kept_count
+from subnetworks.demo.smoke import write_smoke_params
+from subnetworks.nn.models import encoder_parameters
+from subnetworks.spec import load_study
+from subnetworks.study.stages import run_overlap, run_prune, run_transfer
+from subnetworks.study.stages.finetune import pretrained_for, train_and_score
+from subnetworks.study.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def _ner_study(root, **prune) -> Workspace:
+    """The smoke study on two languages and the NER task, with transfer trained exactly as IMP."""
+    path = write_smoke_params(root)
+    data = yaml.safe_load(path.read_text())
+    data["languages"] = ["en", "ur"]
+    data["tasks"] = {"ner": {**data["tasks"]["ner"], "transfer_train": data["tasks"]["ner"]["imp_train"]}}
+    data["prune"].update(prune)
+    path.write_text(yaml.safe_dump(data))
+    return Workspace.create(load_study(path))
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    ws = _ner_study(tmp_path_factory.mktemp("stages"))
+    for lang in ("en", "ur"):
+        run_prune(ws, "ner", lang, 57)
+    return ws
+
+
+def test_imp_levels_have_exact_counts_and_nest(ws):
+    previous = None
+    for level in ws.study.levels[1:]:
+        mask = load_mask(ws.layout.mask_path("ner", "en", 57, level))
+        assert mask.kept == kept_count(mask.numel, ws.study.sparsity_of(level))
+        assert mask.meta["lang"] == "en" and mask.meta["task"] == "ner" and mask.meta["model_type"] == "bert"
+        for control in ("random", "pretrained"):
+            assert load_mask(ws.layout.mask_path("ner", "en", 57, level, control)).kept == mask.kept
+        random = load_mask(ws.layout.mask_path("ner", "en", 57, level, "random"))
+        assert random.density_by() == mask.density_by()
+        if previous is not None:
+            assert mask.issubset(previous)
+        previous = mask
+    levels = ws.layout.prune_dir("ner", "en", 57).read_json("metrics.json")["levels"]
+    assert [lvl["level"] for lvl in levels] == [0, 1, 2]
+    assert [lvl["density"] for lvl in levels] == pytest.approx([1.0, 0.5, 0.2], abs=1e-3)
+
+
+def test_rewinding_restores_pretrained_weights(ws):
+    model, theta0 = ws.pretrained("tokcls", 7, 57)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model, _ = ws.pretrained("tokcls", 7, 57)
+    assert all(torch.equal(v, theta0[k]) for k, v in model.state_dict().items())
+
+
+def test_resuming_a_level_gives_the_same_result(ws):
+    run = ws.layout.prune_dir("ner", "ur", 57)
+    last = run.sub("level_02")
+    before = last.read_json("metrics.json")
+    mask_before = load_mask(last.file("mask.safetensors"))
+    last.file("DONE").unlink()
+    run.file("DONE").unlink()
+    untouched = run.sub("level_01").file("DONE").stat().st_mtime_ns
+    run_prune(Workspace.create(ws.study, ws.artifacts), "ner", "ur", 57)
+    after = last.read_json("metrics.json")
+    assert run.sub("level_01").file("DONE").stat().st_mtime_ns == untouched
+    assert {k: v for k, v in after.items() if k != "train_seconds"} == {k: v for k, v in before.items() if k != "train_seconds"}
+    assert load_mask(last.file("mask.safetensors")) == mask_before
+
+
+def test_a_lost_mask_of_a_finished_level_is_drawn_again_identically(ws):
+    """Level 1 finished, level 2's masks gone: level 1 is trained again in memory (its weights are not kept) and
+    gives the same level-2 masks; level 1's finished files are not touched."""
+    run = ws.layout.prune_dir("ner", "en", 57)
+    level2 = run.sub("level_02")
+    before = {kind: load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind)) for kind in ("imp", "random", "pretrained")}
+    for kind in before:
+        ws.layout.mask_path("ner", "en", 57, 2, kind).unlink()
+    for done in (level2.file("DONE"), run.file("DONE")):
+        done.unlink()
+    untouched = run.sub("level_01").file("metrics.json").stat().st_mtime_ns
+    run_prune(Workspace.create(ws.study, ws.artifacts), "ner", "en", 57)
+    assert run.sub("level_01").file("metrics.json").stat().st_mtime_ns == untouched
+    for kind, mask in before.items():
+        assert load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind)) == mask, kind
+
+
+def test_transfer_diagonal_reuses_the_identical_imp_training(ws):
+    run = run_transfer(ws, "ner", "en", 2, 57)
+    rows = {(r["mask"], r["target"]): r for r in run.read_json("metrics.json")}
+    assert set(rows) == {("imp", "en"), ("imp", "ur"), ("random", "en")}
+    assert "reused_from" in rows[("imp", "en")]
+    assert rows[("imp", "ur")]["sparsity"] == ws.study.sparsity_of(2) == 0.8
+    fresh = train_and_score(Workspace.create(ws.study, ws.artifacts), "ner", "en", 57,
+                            load_mask(ws.layout.mask_path("ner", "en", 57, 2)), ws.study.task("ner").transfer_train,
+                            desc="check")
+    assert fresh["score"] == rows[("imp", "en")]["score"] and fresh["final_loss"] == rows[("imp", "en")]["final_loss"]
+
+
+def test_masked_model_really_is_sparse_after_transfer_training(ws):
+    mask = load_mask(ws.layout.mask_path("ner", "ur", 57, 2))
+    model, _ = pretrained_for(ws, "ner", "en", 57)
+    train_and_score(ws, "ner", "en", 57, mask, ws.study.task("ner").transfer_train, desc="check", model=model)
+    params = encoder_parameters(model)
+    assert all(bool((params[n][~keep] == 0).all()) for n, keep in mask.tensors.items())
+
+
+def test_overlap_tables(ws):
+    run = run_overlap(ws, "ner")
+    pairs = pd.read_csv(run.file("pairwise.csv"), dtype={"group": str})
+    overall = pairs[(pairs.by == "all") & (pairs.masks == "imp")]
+    assert set(overall.sparsity) == {0.5, 0.8} and len(overall) == 2
+    assert list(dict.fromkeys(pairs[pairs.by == "module"].group)) == [  # token classifiers have no pooler
+        "query", "key", "value", "attention_output", "intermediate", "output"]
+    assert set(pairs[pairs.by == "layer"].group) == {"0", "1"}
+    assert set(pairs.masks) == {"imp", "random"}  # the pre-trained-magnitude mask is the same in every language
+    controls = pd.read_csv(run.file("controls.csv"))
+    assert set(controls.lang) == {"en", "ur"} and set(controls.control) == {"random", "pretrained"}
+    assert controls.jaccard.between(0, 1).all()
+
+
+def test_head_trained_at_rewind_carries_the_head_between_levels(tmp_path):
+    ws = _ner_study(tmp_path, head_at_rewind="trained")
+    run = run_prune(ws, "ner", "en", 57)
+    for level in (0, 1):
+        assert run.sub(f"level_{level:02d}").file("head.safetensors").exists()
+    init = _ner_study(tmp_path / "init")
+    losses = [lvl["final_loss"] for lvl in run.read_json("metrics.json")["levels"]]
+    init_losses = [lvl["final_loss"] for lvl in run_prune(init, "ner", "en", 57).read_json("metrics.json")["levels"]]
+    assert losses[0] == init_losses[0]  # level 0 starts from the same seeded head either way
+    assert losses[1] != init_losses[1] and losses[2] != init_losses[2]  # later ones from the trained head
