@@ -25,13 +25,15 @@ import torch
 from subnetworks.core.maskio import load_mask, save_mask
 from subnetworks.core.masks import Mask
 from subnetworks.core.overlap import PackedMasks, intersections, pairwise
+from subnetworks.nn.families import FAMILIES
 
 from .common import MODEL_LABELS, Row, median, prunable_shapes, seconds, timed
 from .prototypes import numba_version, pairwise_counts_numba
 
 N_MASKS = 54
 N_DISTINCT_FILES = 6  # files saved; the rest are copies (content does not change timing, saving is not timed)
-GROUPINGS = ("all", "layer", "module")  # the overlap stage's tables, in its order
+BERT = FAMILIES["bert"]
+GROUPINGS = {"all": None, "layer": BERT.layer_of, "module": BERT.module_type}  # the overlap stage's, in order
 
 
 def random_masks(shapes: dict[str, tuple[int, ...]], n: int, seed: int = 0) -> dict[str, Mask]:
@@ -78,7 +80,7 @@ def packed_phases(build: Callable[[], PackedMasks], groupings: tuple[str, ...], 
         elapsed = {"build": time.perf_counter() - start}
         for by in groupings:
             start = time.perf_counter()
-            pairwise(packed, by)
+            pairwise(packed, GROUPINGS[by])
             elapsed[by] = time.perf_counter() - start
         if r >= warmup:
             for name, value in elapsed.items():
@@ -130,7 +132,7 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: i
         pairs = [(labels[i], labels[(i * 7 + 3) % N_MASKS]) for i in range(bool_pairs + 1)]
         strong = [timed(lambda p=p: bool_pair(masks[p[0]], masks[p[1]], kept[p[0]], kept[p[1]], n), 1, 0)[0] for p in pairs][1:]
         a, b = sorted(pairs[1])
-        row = next(r for r in pairwise(packed, "all") if (r["a"], r["b"]) == (a, b))
+        row = next(r for r in pairwise(packed) if (r["a"], r["b"]) == (a, b))
         jac_ab, agr_ab = bool_pair(masks[a], masks[b], kept[a], kept[b], n)
         assert abs(row["jaccard"] - jac_ab) < 1e-12 and abs(row["agreement"] - agr_ab) < 1e-12, "packed and bool ways disagree"
 

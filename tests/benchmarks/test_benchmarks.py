@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -18,7 +18,7 @@ from benchmarks import bench_pipeline, bench_step, run as bench_run  # noqa: E40
 from benchmarks.bench_overlap import random_masks  # noqa: E402
 from benchmarks.common import prunable_shapes  # noqa: E402
 from benchmarks.prototypes import pairwise_counts_numba  # noqa: E402
-from subnetworks.overlap import PackedMasks, intersections  # noqa: E402
+from subnetworks.core.overlap import PackedMasks, intersections  # noqa: E402
 
 PER_MODEL = ("step_vs_dense", "step_vs_hooks", "prune_time", "prune_memory", "overlap_speed", "overlap_total", "mask_file")
 
