@@ -21,7 +21,9 @@ def run(models: list[str], quick: bool, log=print) -> list[Row]:
         shapes = prunable_shapes(key, quick)
         mask = random_masks(shapes, 2, seed=1)["m01"]  # density ~0.25; sizes do not depend on it
         with tempfile.TemporaryDirectory() as tmp:
-            ours = save_mask(mask, Path(tmp) / "mask.safetensors", model=key, task="xnli", language="en", level="3", seed="0")
+            ours = save_mask(
+                mask, Path(tmp) / "mask.safetensors", model=key, task="xnli", language="en", level="3", seed="0"
+            )
             bools = Path(tmp) / "bool.safetensors"
             save_file({n: t.contiguous() for n, t in mask.tensors.items()}, str(bools))
             floats = Path(tmp) / "mask.pt"
@@ -29,12 +31,21 @@ def run(models: list[str], quick: bool, log=print) -> list[Row]:
             assert load_mask(ours, shapes=shapes) == mask
             size = {"ours": ours.stat().st_size, "bool": bools.stat().st_size, "float32": floats.stat().st_size}
         log(f"  files [{key}] " + ", ".join(f"{k} {mbytes(v)}" for k, v in size.items()))
-        rows.append(Row(
-            "mask_file", "mask file size: ours / bool safetensors (/ float32 torch.save)", key,
-            mbytes(size["ours"]), f"{mbytes(size['bool'])} bool, {mbytes(size['float32'])} float32",
-            size["ours"] / size["bool"], "≤ 0.13 of bool", size["ours"] / size["bool"] <= 0.13,
-            note=(f"{MODEL_LABELS[key]}: {mask.numel / 1e6:.1f}M weights; ours/float32 = {size['ours'] / size['float32']:.4f}; "
-                  "round trip checked"),
-            detail={"bytes": size, "weights": mask.numel},
-        ))
+        rows.append(
+            Row(
+                "mask_file",
+                "mask file size: ours / bool safetensors (/ float32 torch.save)",
+                key,
+                mbytes(size["ours"]),
+                f"{mbytes(size['bool'])} bool, {mbytes(size['float32'])} float32",
+                size["ours"] / size["bool"],
+                "≤ 0.13 of bool",
+                size["ours"] / size["bool"] <= 0.13,
+                note=(
+                    f"{MODEL_LABELS[key]}: {mask.numel / 1e6:.1f}M weights; ours/float32 = {size['ours'] / size['float32']:.4f}; "
+                    "round trip checked"
+                ),
+                detail={"bytes": size, "weights": mask.numel},
+            )
+        )
     return rows

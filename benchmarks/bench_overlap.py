@@ -16,8 +16,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -68,8 +68,9 @@ def mask_files(masks: dict[str, Mask], folder: Path, model: str) -> dict[str, Pa
     return paths
 
 
-def packed_phases(build: Callable[[], PackedMasks], groupings: tuple[str, ...], repeats: int,
-                  warmup: int) -> tuple[dict[str, list[float]], PackedMasks]:
+def packed_phases(
+    build: Callable[[], PackedMasks], groupings: tuple[str, ...], repeats: int, warmup: int
+) -> tuple[dict[str, list[float]], PackedMasks]:
     """Seconds of building the packed matrix, then of ``pairwise`` for each grouping in turn, per round; and the
     last round's ``PackedMasks``. Every round builds a fresh one: it caches its intersection counts, so the first
     grouping pays for the counting and the others reuse it, as in the overlap stage."""
@@ -99,9 +100,13 @@ def fused_counts(words: np.ndarray, repeats: int, warmup: int) -> dict[str, list
     numba kernel, after checking (and so compiling the kernel) that both give the same counts; None without numba."""
     if not numba_version():
         return None
-    assert np.array_equal(pairwise_counts_numba(words), intersections(words)), "fused numba counts differ from the lib's"
-    return {"intersections": timed(lambda: intersections(words), repeats, warmup),
-            "fused numba": timed(lambda: pairwise_counts_numba(words), repeats, warmup)}
+    assert np.array_equal(pairwise_counts_numba(words), intersections(words)), (
+        "fused numba counts differ from the lib's"
+    )
+    return {
+        "intersections": timed(lambda: intersections(words), repeats, warmup),
+        "fused numba": timed(lambda: pairwise_counts_numba(words), repeats, warmup),
+    }
 
 
 def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: int, log=print) -> list[Row]:
@@ -123,28 +128,42 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: i
             t_load = time.perf_counter() - start  # the bool-tensor way's first step from the same files
             del loaded
         file_of = [i % N_DISTINCT_FILES for i in range(N_MASKS)]
-        assert np.array_equal(from_files.words, packed.words[file_of]) and from_files.segments == packed.segments, \
+        assert np.array_equal(from_files.words, packed.words[file_of]) and from_files.segments == packed.segments, (
             "PackedMasks.from_files differs from PackedMasks.pack of the same masks"
+        )
         fused = fused_counts(packed.words, repeats, warmup)
 
         # the bool-tensor way on a few pairs; the first pair is a warm-up
         kept = {lab: masks[lab].kept for lab in labels}
         pairs = [(labels[i], labels[(i * 7 + 3) % N_MASKS]) for i in range(bool_pairs + 1)]
-        strong = [timed(lambda p=p: bool_pair(masks[p[0]], masks[p[1]], kept[p[0]], kept[p[1]], n), 1, 0)[0] for p in pairs][1:]
+        strong = [
+            timed(lambda p=p: bool_pair(masks[p[0]], masks[p[1]], kept[p[0]], kept[p[1]], n), 1, 0)[0] for p in pairs
+        ][1:]
         a, b = sorted(pairs[1])
         row = next(r for r in pairwise(packed) if (r["a"], r["b"]) == (a, b))
         jac_ab, agr_ab = bool_pair(masks[a], masks[b], kept[a], kept[b], n)
-        assert abs(row["jaccard"] - jac_ab) < 1e-12 and abs(row["agreement"] - agr_ab) < 1e-12, "packed and bool ways disagree"
+        assert abs(row["jaccard"] - jac_ab) < 1e-12 and abs(row["agreement"] - agr_ab) < 1e-12, (
+            "packed and bool ways disagree"
+        )
 
         speed, total = _rows(key, n, mem, files, t_load, strong, fused)
-        log(f"  overlap [{key}] {N_MASKS} masks × {n / 1e6:.1f}M: ours {speed.ours}, bool tensors {speed.baseline}; {total.note}")
+        log(
+            f"  overlap [{key}] {N_MASKS} masks × {n / 1e6:.1f}M: ours {speed.ours}, bool tensors {speed.baseline}; {total.note}"
+        )
         rows += [speed, total]
         del masks, packed, from_files
     return rows
 
 
-def _rows(key: str, n: int, mem: dict[str, list[float]], files: dict[str, list[float]], t_load: float,
-          bool_pair_s: list[float], fused: dict[str, list[float]] | None) -> tuple[Row, Row]:
+def _rows(
+    key: str,
+    n: int,
+    mem: dict[str, list[float]],
+    files: dict[str, list[float]],
+    t_load: float,
+    bool_pair_s: list[float],
+    fused: dict[str, list[float]] | None,
+) -> tuple[Row, Row]:
     """The speed row (ours vs bool tensors, both from the same files) and the total-time row (ours vs 2 s)."""
     n_pairs = N_MASKS * (N_MASKS - 1) // 2
     file_med, mem_med = {k: median(v) for k, v in files.items()}, {k: median(v) for k, v in mem.items()}
@@ -153,30 +172,56 @@ def _rows(key: str, n: int, mem: dict[str, list[float]], files: dict[str, list[f
     bool_total = per_pair * n_pairs
     baseline = t_load + bool_total
     speedup = baseline / ours
-    fused_note = ("fused numba counts: not measured (numba not installed)" if fused is None else
-                  f"intersections of all tensors at once {seconds(median(fused['intersections']))}, the optional fused "
-                  f"numba kernel {seconds(median(fused['fused numba']))} (same counts; numba is not a dependency)")
-    detail = {"n_pairs": n_pairs, "weights_per_mask": n, "from_files_s": files, "in_memory_s": mem,
-              "load_mask_all_s": t_load, "bool_pair_s": bool_pair_s, "fused_counts_s": fused, "numba": numba_version()}
+    fused_note = (
+        "fused numba counts: not measured (numba not installed)"
+        if fused is None
+        else f"intersections of all tensors at once {seconds(median(fused['intersections']))}, the optional fused "
+        f"numba kernel {seconds(median(fused['fused numba']))} (same counts; numba is not a dependency)"
+    )
+    detail = {
+        "n_pairs": n_pairs,
+        "weights_per_mask": n,
+        "from_files_s": files,
+        "in_memory_s": mem,
+        "load_mask_all_s": t_load,
+        "bool_pair_s": bool_pair_s,
+        "fused_counts_s": fused,
+        "numba": numba_version(),
+    }
     speed = Row(
-        "overlap_speed", f"all {n_pairs} pairwise overlaps of {N_MASKS} mask files: packed bits / bool tensors (torch)", key,
-        seconds(ours), f"{seconds(baseline)} (extrapolated)", ours / baseline, "≥ 100× faster (ratio ≤ 0.01)",
+        "overlap_speed",
+        f"all {n_pairs} pairwise overlaps of {N_MASKS} mask files: packed bits / bool tensors (torch)",
+        key,
+        seconds(ours),
+        f"{seconds(baseline)} (extrapolated)",
+        ours / baseline,
+        "≥ 100× faster (ratio ≤ 0.01)",
         speedup >= 100,
-        note=(f"{MODEL_LABELS[key]}: {speedup:,.0f}× faster. Ours = PackedMasks.from_files + pairwise, as the "
-              f"overlap stage. Bool tensors = load_mask×{N_MASKS} {seconds(t_load)} + pairs timed on "
-              f"{len(bool_pair_s)} pair(s) and extrapolated to {n_pairs}: {seconds(per_pair)}/pair "
-              f"(torch.count_nonzero(a & b) per tensor; ∪ and agreement from kept counts, as the packed way). Masks "
-              f"already in memory: PackedMasks.pack + pairwise {seconds(in_memory)} vs {seconds(bool_total)}, "
-              f"{bool_total / in_memory:,.0f}× faster"),
+        note=(
+            f"{MODEL_LABELS[key]}: {speedup:,.0f}× faster. Ours = PackedMasks.from_files + pairwise, as the "
+            f"overlap stage. Bool tensors = load_mask×{N_MASKS} {seconds(t_load)} + pairs timed on "
+            f"{len(bool_pair_s)} pair(s) and extrapolated to {n_pairs}: {seconds(per_pair)}/pair "
+            f"(torch.count_nonzero(a & b) per tensor; ∪ and agreement from kept counts, as the packed way). Masks "
+            f"already in memory: PackedMasks.pack + pairwise {seconds(in_memory)} vs {seconds(bool_total)}, "
+            f"{bool_total / in_memory:,.0f}× faster"
+        ),
         detail=detail,
     )
     total = Row(
-        "overlap_total", f"all {n_pairs} pairwise overlaps of {N_MASKS} mask files: total time (from_files + pairwise) / 2 s",
-        key, seconds(ours), "2 s", ours / 2.0, "≤ 2 s", ours <= 2.0,
-        note=(f"from_files {seconds(file_med['build'])} + pairwise {seconds(file_med['all'])}. With pairwise by "
-              f"{', '.join(GROUPINGS)} in turn, as the overlap stage does: {seconds(sum(file_med.values()))} in all "
-              f"(intersections are counted once per PackedMasks). In memory: pack {seconds(mem_med['build'])} + "
-              f"pairwise {seconds(mem_med['all'])}. {fused_note}"),
+        "overlap_total",
+        f"all {n_pairs} pairwise overlaps of {N_MASKS} mask files: total time (from_files + pairwise) / 2 s",
+        key,
+        seconds(ours),
+        "2 s",
+        ours / 2.0,
+        "≤ 2 s",
+        ours <= 2.0,
+        note=(
+            f"from_files {seconds(file_med['build'])} + pairwise {seconds(file_med['all'])}. With pairwise by "
+            f"{', '.join(GROUPINGS)} in turn, as the overlap stage does: {seconds(sum(file_med.values()))} in all "
+            f"(intersections are counted once per PackedMasks). In memory: pack {seconds(mem_med['build'])} + "
+            f"pairwise {seconds(mem_med['all'])}. {fused_note}"
+        ),
         detail={"median_s": {"from_files": file_med, "in_memory": mem_med}},
     )
     return speed, total

@@ -59,29 +59,69 @@ def run(path: str | Path | None, log=print) -> list[Row]:
         r = reruns[-1]
         f = full[-1] if full else None
         ratio = r["total_seconds"] / f["total_seconds"] if f else None
-        rows.append(Row(
-            "pipeline_rerun", "rerun of a finished demo study (nothing to do) / its first run", "demo",
-            seconds(r["total_seconds"]), seconds(f["total_seconds"]) if f else "no full run recorded", ratio, "—", None,
-            note=f"study {r.get('study', '?')!r}, {r.get('stage_runs', '?')} stage runs all skipped; {source} ({r['_file']})",
-            detail={"rerun": r, "full": f},
-        ))
+        rows.append(
+            Row(
+                "pipeline_rerun",
+                "rerun of a finished demo study (nothing to do) / its first run",
+                "demo",
+                seconds(r["total_seconds"]),
+                seconds(f["total_seconds"]) if f else "no full run recorded",
+                ratio,
+                "—",
+                None,
+                note=f"study {r.get('study', '?')!r}, {r.get('stage_runs', '?')} stage runs all skipped; {source} ({r['_file']})",
+                detail={"rerun": r, "full": f},
+            )
+        )
     else:
-        rows.append(Row("pipeline_rerun", "rerun of a finished demo study (nothing to do) / its first run", "demo",
-                        NOT_MEASURED, "", None, "—", None, note=source))
+        rows.append(
+            Row(
+                "pipeline_rerun",
+                "rerun of a finished demo study (nothing to do) / its first run",
+                "demo",
+                NOT_MEASURED,
+                "",
+                None,
+                "—",
+                None,
+                note=source,
+            )
+        )
     if full:
         f = full[-1]
         share = _share(f)
-        rows.append(Row(
-            "pipeline_overhead", "orchestration overhead share of total demo wall time", "demo",
-            seconds(share * f["total_seconds"]), seconds(f["total_seconds"]), share, "—", None,
-            note=(f"study {f.get('study', '?')!r}: {f.get('executed', '?')} stage runs executed, notebook wall "
-                  f"{seconds(f.get('notebook_wall_seconds', float('nan')))}, inside stages "
-                  f"{seconds(f.get('stage_seconds', float('nan')))}; {source} ({f['_file']})"),
-            detail={"full": f},
-        ))
+        rows.append(
+            Row(
+                "pipeline_overhead",
+                "orchestration overhead share of total demo wall time",
+                "demo",
+                seconds(share * f["total_seconds"]),
+                seconds(f["total_seconds"]),
+                share,
+                "—",
+                None,
+                note=(
+                    f"study {f.get('study', '?')!r}: {f.get('executed', '?')} stage runs executed, notebook wall "
+                    f"{seconds(f.get('notebook_wall_seconds', float('nan')))}, inside stages "
+                    f"{seconds(f.get('stage_seconds', float('nan')))}; {source} ({f['_file']})"
+                ),
+                detail={"full": f},
+            )
+        )
     else:
-        rows.append(Row("pipeline_overhead", "orchestration overhead share of total demo wall time", "demo",
-                        NOT_MEASURED, "", None, "—", None, note=source))
+        rows.append(
+            Row(
+                "pipeline_overhead",
+                "orchestration overhead share of total demo wall time",
+                "demo",
+                NOT_MEASURED,
+                "",
+                None,
+                "—",
+                None,
+                note=source,
+            )
+        )
     for row in rows:
         log(f"  pipeline {row.bench}: {row.ours}")
     return rows

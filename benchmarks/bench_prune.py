@@ -57,12 +57,15 @@ def child(shapes: dict[str, tuple[int, ...]], method: str, repeats: int, warmup:
             return holders
 
         def call(holders):
-            prune.global_unstructured([(h, "weight") for h in holders], pruning_method=prune.L1Unstructured, amount=amount)
+            prune.global_unstructured(
+                [(h, "weight") for h in holders], pruning_method=prune.L1Unstructured, amount=amount
+            )
             return holders
 
         def result(holders) -> dict:
             return {n: h.weight_mask.bool() for n, h in zip(weights, holders)}
     else:
+
         def setup():
             return None
 
@@ -91,8 +94,15 @@ def child(shapes: dict[str, tuple[int, ...]], method: str, repeats: int, warmup:
     reference = magnitude_prune(weights, start_mask, TARGET)
     same = all(torch.equal(masks[n], reference.tensors[n]) for n in reference.tensors)
     return {
-        "method": method, "times_s": times, "extra_bytes": extras, "memory_probe": method_used,
-        "weights": numel, "weight_bytes": 4 * numel, "kept": kept, "expected_kept": keep, "same_as_ours": same,
+        "method": method,
+        "times_s": times,
+        "extra_bytes": extras,
+        "memory_probe": method_used,
+        "weights": numel,
+        "weight_bytes": 4 * numel,
+        "kept": kept,
+        "expected_kept": keep,
+        "same_as_ours": same,
     }
 
 
@@ -128,24 +138,43 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, log=print) ->
         log(f"  prune [{key}] " + ", ".join(f"{m} {seconds(t[m])} +{mbytes(mem[m])}" for m in METHODS))
         for m, r in res.items():
             if not r["same_as_ours"] or r["kept"] != r["expected_kept"]:
-                raise RuntimeError(f"{m} returned a different mask than magnitude_prune ({r['kept']} kept vs {r['expected_kept']})")
+                raise RuntimeError(
+                    f"{m} returned a different mask than magnitude_prune ({r['kept']} kept vs {r['expected_kept']})"
+                )
         label = MODEL_LABELS[key]
         n = res["ours"]["weights"]
         base_note = f"{label}: {n / 1e6:.1f}M prunable weights ({mbytes(wbytes)} fp32), {START:.0%} → {TARGET:.0%}; all methods return the same mask"
-        rows.append(Row(
-            "prune_time", "global magnitude prune 20 %→50 %: time, ours / torch global_unstructured(L1Unstructured)", key,
-            seconds(t["ours"]), seconds(t["torch"]), t["ours"] / t["torch"], "< 1 (faster)", t["ours"] < t["torch"],
-            note=base_note,
-            detail={m: r for m, r in res.items()},
-        ))
-        rows.append(Row(
-            "prune_memory", "global magnitude prune 20 %→50 %: peak extra memory / prunable weights' bytes", key,
-            f"+{mbytes(mem['ours'])} ({mem['ours'] / wbytes:.2f}×)", f"torch +{mbytes(mem['torch'])} ({mem['torch'] / wbytes:.2f}×)",
-            mem["ours"] / wbytes, "≤ 1.5×", mem["ours"] / wbytes <= 1.5,
-            note=(f"peak RSS above the level before the call ({res['ours']['memory_probe']}), fresh process; "
-                  f"ours/torch memory {mem['ours'] / mem['torch']:.2f}"),
-            detail={"extra_bytes_median": mem, "weight_bytes": wbytes},
-        ))
+        rows.append(
+            Row(
+                "prune_time",
+                "global magnitude prune 20 %→50 %: time, ours / torch global_unstructured(L1Unstructured)",
+                key,
+                seconds(t["ours"]),
+                seconds(t["torch"]),
+                t["ours"] / t["torch"],
+                "< 1 (faster)",
+                t["ours"] < t["torch"],
+                note=base_note,
+                detail={m: r for m, r in res.items()},
+            )
+        )
+        rows.append(
+            Row(
+                "prune_memory",
+                "global magnitude prune 20 %→50 %: peak extra memory / prunable weights' bytes",
+                key,
+                f"+{mbytes(mem['ours'])} ({mem['ours'] / wbytes:.2f}×)",
+                f"torch +{mbytes(mem['torch'])} ({mem['torch'] / wbytes:.2f}×)",
+                mem["ours"] / wbytes,
+                "≤ 1.5×",
+                mem["ours"] / wbytes <= 1.5,
+                note=(
+                    f"peak RSS above the level before the call ({res['ours']['memory_probe']}), fresh process; "
+                    f"ours/torch memory {mem['ours'] / mem['torch']:.2f}"
+                ),
+                detail={"extra_bytes_median": mem, "weight_bytes": wbytes},
+            )
+        )
     return rows
 
 
@@ -154,7 +183,9 @@ def main() -> None:
     if sys.argv[1:] != ["--child"]:
         sys.exit("internal: run through benchmarks/run.py")
     spec = json.loads(sys.stdin.read())
-    out = [{"model": j["model"], **child(j["shapes"], j["method"], spec["repeats"], spec["warmup"])} for j in spec["jobs"]]
+    out = [
+        {"model": j["model"], **child(j["shapes"], j["method"], spec["repeats"], spec["warmup"])} for j in spec["jobs"]
+    ]
     print(json.dumps(out))
 
 

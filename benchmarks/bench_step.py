@@ -34,14 +34,17 @@ def make_batch(vocab_size: int, batch: int, seq: int, seed: int = 0) -> dict[str
     g = torch.Generator().manual_seed(seed)
     return {
         "input_ids": torch.randint(5, vocab_size, (batch, seq), generator=g),
-        "token_type_ids": torch.cat([torch.zeros(batch, seq // 2, dtype=torch.long), torch.ones(batch, seq - seq // 2, dtype=torch.long)], 1),
+        "token_type_ids": torch.cat(
+            [torch.zeros(batch, seq // 2, dtype=torch.long), torch.ones(batch, seq - seq // 2, dtype=torch.long)], 1
+        ),
         "attention_mask": torch.ones(batch, seq, dtype=torch.long),
         "labels": torch.randint(0, 3, (batch,), generator=g),
     }
 
 
-def apply_variants(params: dict[str, torch.nn.Parameter], mask: Mask, multipliers: dict[str, torch.Tensor],
-                   repeats: int) -> dict[str, float]:
+def apply_variants(
+    params: dict[str, torch.nn.Parameter], mask: Mask, multipliers: dict[str, torch.Tensor], repeats: int
+) -> dict[str, float]:
     """Median seconds of ways to zero the masked weights of all prunable tensors (interleaved, warm-up dropped):
     ours, the bool-mask multiply ``finetune`` did before it made multipliers, and two alternatives for reference."""
     inverted = {n: ~keep for n, keep in mask.tensors.items()}
@@ -169,44 +172,76 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
         paired = 1 + t_mask / med["dense"]  # masked step = dense step + apply_mask, nothing else differs
         direct = med["masked"] / med["dense"]
         detail = {
-            "batch": batch, "seq_len": seq, "task": KIND, "sparsity": SPARSITY, "repeats": repeats, "warmup": warmup,
-            "prunable_weights": mask.numel, "median_s": med, "times_s": times, "phase_median_s": phases,
+            "batch": batch,
+            "seq_len": seq,
+            "task": KIND,
+            "sparsity": SPARSITY,
+            "repeats": repeats,
+            "warmup": warmup,
+            "prunable_weights": mask.numel,
+            "median_s": med,
+            "times_s": times,
+            "phase_median_s": phases,
             "phase_times_s": {**plain.phases, **twin.phases},
-            "apply_variants_median_s": variants, "ratio_direct": direct, "ratio_paired": paired,
+            "apply_variants_median_s": variants,
+            "ratio_direct": direct,
+            "ratio_paired": paired,
         }
-        log("    " + ", ".join(f"{k} {seconds(v)}" for k, v in med.items())
-            + f"; apply_mask {seconds(t_mask)}")
+        log("    " + ", ".join(f"{k} {seconds(v)}" for k, v in med.items()) + f"; apply_mask {seconds(t_mask)}")
         label = MODEL_LABELS[key]
-        rows.append(Row(
-            "step_vs_dense", "masked fine-tuning step / dense step", key,
-            f"{seconds(med['dense'])} + apply_mask {seconds(t_mask)}", seconds(med["dense"]), paired, "≤ 1.03", paired <= 1.03,
-            note=(f"{label}, batch {batch}×{seq}, {KIND}, {SPARSITY:.0%} mask. Ratio = (dense step + apply_mask) / dense step, "
-                  f"both timed in the same interleaved steps (the only difference between the two steps); the ratio of "
-                  f"whole-step medians is {direct:.3f} ({seconds(med['masked'])} / {seconds(med['dense'])}), noisier. "
-                  f"apply_mask multiplies each weight by its mask_multipliers (the mask in the weight's dtype, made "
-                  f"once per run, as finetune does). Alone, interleaved: "
-                  + ", ".join(f"{k} {seconds(v)}" for k, v in variants.items())),
-            detail=detail,
-        ))
+        rows.append(
+            Row(
+                "step_vs_dense",
+                "masked fine-tuning step / dense step",
+                key,
+                f"{seconds(med['dense'])} + apply_mask {seconds(t_mask)}",
+                seconds(med["dense"]),
+                paired,
+                "≤ 1.03",
+                paired <= 1.03,
+                note=(
+                    f"{label}, batch {batch}×{seq}, {KIND}, {SPARSITY:.0%} mask. Ratio = (dense step + apply_mask) / dense step, "
+                    f"both timed in the same interleaved steps (the only difference between the two steps); the ratio of "
+                    f"whole-step medians is {direct:.3f} ({seconds(med['masked'])} / {seconds(med['dense'])}), noisier. "
+                    f"apply_mask multiplies each weight by its mask_multipliers (the mask in the weight's dtype, made "
+                    f"once per run, as finetune does). Alone, interleaved: "
+                    + ", ".join(f"{k} {seconds(v)}" for k, v in variants.items())
+                ),
+                detail=detail,
+            )
+        )
         extra = hook_extra(twin.model, names, max(3, repeats))
         hooks_paired = med["dense"] + sum(extra.values())
         best = med["dense"] / med["hooks"]
-        rows.append(Row(
-            "step_vs_hooks", "our masked step / torch.nn.utils.prune hook step", key, seconds(med["masked"]),
-            seconds(med["hooks"]), med["masked"] / med["hooks"], "≤ 0.70" if key == "mbert" else "(≤ 0.70 on mBERT)",
-            (med["masked"] / med["hooks"] <= 0.70) if key == "mbert" else None,
-            note=(f"{label}, batch {batch}×{seq}; hook step: forward+backward "
-                  f"{seconds(phases['hooks forward+backward'])}, optimizer {seconds(phases['hooks optimizer'])}; ours: "
-                  f"forward+backward {seconds(phases['masked forward+backward'])}, optimizer "
-                  f"{seconds(phases['masked optimizer'])}, apply_mask {seconds(t_mask)}. Even a free mask gives at best "
-                  f"dense/hooks = {best:.3f}. "
-                  f"Paired: the hooks' own work, timed alone, is {seconds(extra['pre-hooks'])} of pre-hook products + "
-                  f"{seconds(extra['backward products'])} of gradient×mask a step, so hook step ≈ dense + "
-                  f"{sum(extra.values()) / med['dense']:.1%} and ours/hooks ≈ "
-                  f"{(med['dense'] + t_mask) / hooks_paired:.3f}"),
-            detail={"median_s": med, "dense_over_hooks": best, "hook_extra_median_s": extra,
-                    "ratio_paired": (med["dense"] + t_mask) / hooks_paired},
-        ))
+        rows.append(
+            Row(
+                "step_vs_hooks",
+                "our masked step / torch.nn.utils.prune hook step",
+                key,
+                seconds(med["masked"]),
+                seconds(med["hooks"]),
+                med["masked"] / med["hooks"],
+                "≤ 0.70" if key == "mbert" else "(≤ 0.70 on mBERT)",
+                (med["masked"] / med["hooks"] <= 0.70) if key == "mbert" else None,
+                note=(
+                    f"{label}, batch {batch}×{seq}; hook step: forward+backward "
+                    f"{seconds(phases['hooks forward+backward'])}, optimizer {seconds(phases['hooks optimizer'])}; ours: "
+                    f"forward+backward {seconds(phases['masked forward+backward'])}, optimizer "
+                    f"{seconds(phases['masked optimizer'])}, apply_mask {seconds(t_mask)}. Even a free mask gives at best "
+                    f"dense/hooks = {best:.3f}. "
+                    f"Paired: the hooks' own work, timed alone, is {seconds(extra['pre-hooks'])} of pre-hook products + "
+                    f"{seconds(extra['backward products'])} of gradient×mask a step, so hook step ≈ dense + "
+                    f"{sum(extra.values()) / med['dense']:.1%} and ours/hooks ≈ "
+                    f"{(med['dense'] + t_mask) / hooks_paired:.3f}"
+                ),
+                detail={
+                    "median_s": med,
+                    "dense_over_hooks": best,
+                    "hook_extra_median_s": extra,
+                    "ratio_paired": (med["dense"] + t_mask) / hooks_paired,
+                },
+            )
+        )
         del model, twin, plain, params, multipliers, mask
         gc.collect()
     return rows

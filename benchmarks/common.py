@@ -14,18 +14,23 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Shapes of the two models every benchmark runs on. Weights are random: timing does not depend on them.
 SHAPES: dict[str, dict[str, int]] = {
     # intfloat/multilingual-e5-small, the demo model
-    "demo": dict(vocab_size=250_037, hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536),
+    "demo": dict(
+        vocab_size=250_037, hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536
+    ),
     # bert-base-multilingual-cased
-    "mbert": dict(vocab_size=119_547, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "mbert": dict(
+        vocab_size=119_547, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    ),
 }
 # --quick: two tiny stand-ins with the same names, so a quick run produces every row of a full one.
 QUICK_SHAPES: dict[str, dict[str, int]] = {
@@ -118,7 +123,7 @@ class PeakRSS:
     (torch, numpy, Python). Elsewhere a thread samples the RSS every millisecond.
     """
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         import gc
 
         gc.collect()

@@ -38,21 +38,39 @@ def _fmt_met(row: Row) -> str:
 def table(rows: list[Row]) -> str:
     lines = ["| # | Benchmark | Model | Ours | Baseline | Ratio | Target | Met |", "|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows, 1):
-        lines.append(f"| {i} | {r.title} | {r.model or '—'} | {r.ours} | {r.baseline or '—'} | {_fmt_ratio(r)} | {r.target} | {_fmt_met(r)} |")
+        lines.append(
+            f"| {i} | {r.title} | {r.model or '—'} | {r.ours} | {r.baseline or '—'} | {_fmt_ratio(r)} | {r.target} | {_fmt_met(r)} |"
+        )
     return "\n".join(lines)
 
 
 def markdown(rows: list[Row], info: dict, settings: dict, quick: bool) -> str:
     out = ["# Benchmark results" + (" (--quick: tiny stand-in models, figures meaningless)" if quick else ""), ""]
-    out += ["Each ratio compares two measurements taken in this run (medians over repeats, warm-up dropped, "
-            "variants interleaved); details and raw timings are in the JSON file beside this one.", "", "## Machine", ""]
+    out += [
+        "Each ratio compares two measurements taken in this run (medians over repeats, warm-up dropped, "
+        "variants interleaved); details and raw timings are in the JSON file beside this one.",
+        "",
+        "## Machine",
+        "",
+    ]
     out += [f"- {k.replace('_', ' ')}: {v}" for k, v in info.items() if k != "argv" and v not in (None, "")]
     load, cores = info.get("load_average_at_start") or [0.0], info.get("cores") or 1
     if load[0] > 0.5 * cores:
-        out += ["", f"**The machine was shared while this ran** (load average {load[0]} on {cores} cores at the start): "
-                "absolute times are inflated and whole-step timings are noisy; paired figures (explained in the notes) "
-                "are the robust ones."]
-    out += ["", f"Command: `python {info.get('argv', '')}`", "", f"Settings: `{json.dumps(settings)}`", "", "## Results", ""]
+        out += [
+            "",
+            f"**The machine was shared while this ran** (load average {load[0]} on {cores} cores at the start): "
+            "absolute times are inflated and whole-step timings are noisy; paired figures (explained in the notes) "
+            "are the robust ones.",
+        ]
+    out += [
+        "",
+        f"Command: `python {info.get('argv', '')}`",
+        "",
+        f"Settings: `{json.dumps(settings)}`",
+        "",
+        "## Results",
+        "",
+    ]
     out += [table(rows), "", "## Notes", ""]
     out += [f"{i}. {r.note}" for i, r in enumerate(rows, 1) if r.note]
     return "\n".join(out) + "\n"
@@ -60,10 +78,20 @@ def markdown(rows: list[Row], info: dict, settings: dict, quick: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny stand-in models: a few seconds, every row, no real figures")
-    parser.add_argument("--out", type=Path, default=None, help="results file (.md; a .json beside it); default benchmarks/results-cpu.md")
-    parser.add_argument("--pipeline-timings", default=str(REPO / "artifacts" / "demo" / "timings.json"),
-                        help="the pipeline's timings.json (its history in timings/ beside it is read too)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny stand-in models: a few seconds, every row, no real figures"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (.md; a .json beside it); default benchmarks/results-cpu.md",
+    )
+    parser.add_argument(
+        "--pipeline-timings",
+        default=str(REPO / "artifacts" / "demo" / "timings.json"),
+        help="the pipeline's timings.json (its history in timings/ beside it is read too)",
+    )
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--models", default="demo,mbert", help="comma-separated subset of demo,mbert")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -94,8 +122,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings = {**(QUICK if args.quick else FULL), "models": models, "benchmarks": only}
     s = settings
     info = machine()
-    print(f"benchmarks on {info['cpu']} ({info['cores']} cores, torch {info['torch']}, {info['torch_threads']} threads), "
-          f"load {info['load_average_at_start']}")
+    print(
+        f"benchmarks on {info['cpu']} ({info['cores']} cores, torch {info['torch']}, {info['torch_threads']} threads), "
+        f"load {info['load_average_at_start']}"
+    )
 
     from benchmarks import bench_files, bench_overlap, bench_pipeline, bench_prune, bench_step
 
@@ -130,9 +160,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(table(rows))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(rows, info, settings, args.quick))
-    out.with_suffix(".json").write_text(json.dumps(
-        {"machine": info, "settings": settings, "quick": args.quick, "rows": [r.as_dict() for r in rows]}, indent=1, default=str
-    ) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {"machine": info, "settings": settings, "quick": args.quick, "rows": [r.as_dict() for r in rows]},
+            indent=1,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"\nwritten {out} and {out.with_suffix('.json')}")
     return 0
 

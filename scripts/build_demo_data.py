@@ -30,6 +30,7 @@ Language codes are the paper's: ar de en fa fr hi ru ur zh (en from en-GB, hi fr
 
 Usage: ``python scripts/build_demo_data.py [--out data/demo] [--debs DIR]`` (``--debs`` reuses already downloaded .debs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ import sys
 import tempfile
 import unicodedata
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 # paper language code -> (Debian package, Firefox locale, gettext catalogue directory or None for the JSON names)
 LOCALES: dict[str, tuple[str, str, str | None]] = {
@@ -523,7 +525,9 @@ def person_names(credits: dict[str, list[str]], lang: str) -> list[dict[str, str
     for source in sorted(credits):
         for k, name in enumerate(credits[source]):
             if script_of(name) in PER_SCRIPTS[lang]:
-                rows.append({"type": "PER", "id": f"{source}-{k:02d}", "name": name, "source": f"langpack-credits-{source}"})
+                rows.append(
+                    {"type": "PER", "id": f"{source}-{k:02d}", "name": name, "source": f"langpack-credits-{source}"}
+                )
     return rows
 
 
@@ -539,7 +543,9 @@ def sha256(path: Path | str) -> str:
 
 
 def deb_field(deb: Path, field: str) -> str:
-    return subprocess.run(["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def download_debs(packages: Iterable[str], dest: Path) -> dict[str, Path]:
@@ -621,8 +627,12 @@ def collect(debs: dict[str, Path], work: Path) -> dict[str, Any]:
     for package in sorted(debs):
         deb = debs[package]
         provenance["packages"].append(
-            {"package": deb_field(deb, "Package"), "version": deb_field(deb, "Version"), "file": deb.name,
-             "sha256": sha256(deb)}
+            {
+                "package": deb_field(deb, "Package"),
+                "version": deb_field(deb, "Version"),
+                "file": deb.name,
+                "sha256": sha256(deb),
+            }
         )
     iso_root = extract_deb(debs[ISO_CODES_PACKAGE], work / ISO_CODES_PACKAGE)
     iso_3166_1 = json.loads((iso_root / "usr/share/iso-codes/json/iso_3166-1.json").read_text(encoding="utf-8"))
@@ -646,8 +656,9 @@ def collect(debs: dict[str, Path], work: Path) -> dict[str, Any]:
     return {"messages": messages, "names": names, "provenance": provenance}
 
 
-def write_outputs(out: Path, messages: dict[str, dict[str, str]], names: dict[str, list[dict[str, str]]],
-                  provenance: dict[str, Any]) -> dict[str, int]:
+def write_outputs(
+    out: Path, messages: dict[str, dict[str, str]], names: dict[str, list[dict[str, str]]], provenance: dict[str, Any]
+) -> dict[str, int]:
     """Write every output file under ``out`` (see the module docstring); returns a few counts for the log.
     ``messages`` needs "en" (the reference of the parallel corpus and of the untranslated-copy check)."""
     counts: dict[str, int] = {}
@@ -667,8 +678,9 @@ def write_outputs(out: Path, messages: dict[str, dict[str, str]], names: dict[st
     write_text(out / "PROVENANCE.json", json.dumps(provenance, ensure_ascii=False, indent=2) + "\n")
     write_text(
         out / "LICENSES.md",
-        LICENSES_MD.format(firefox_version=versions.get(LOCALES["fr"][0], "?"),
-                           iso_version=versions.get(ISO_CODES_PACKAGE, "?")),
+        LICENSES_MD.format(
+            firefox_version=versions.get(LOCALES["fr"][0], "?"), iso_version=versions.get(ISO_CODES_PACKAGE, "?")
+        ),
     )
     return counts
 

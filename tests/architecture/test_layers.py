@@ -72,7 +72,7 @@ def import_loop(modules: dict[str, Path]) -> list[str]:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
                 return cycle
         state[node] = 2

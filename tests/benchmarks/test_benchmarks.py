@@ -14,13 +14,22 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_pipeline, bench_step, run as bench_run  # noqa: E402
+from benchmarks import bench_pipeline, bench_step  # noqa: E402
+from benchmarks import run as bench_run
 from benchmarks.bench_overlap import random_masks  # noqa: E402
 from benchmarks.common import prunable_shapes  # noqa: E402
 from benchmarks.prototypes import pairwise_counts_numba  # noqa: E402
 from subnetworks.core.overlap import PackedMasks, intersections  # noqa: E402
 
-PER_MODEL = ("step_vs_dense", "step_vs_hooks", "prune_time", "prune_memory", "overlap_speed", "overlap_total", "mask_file")
+PER_MODEL = (
+    "step_vs_dense",
+    "step_vs_hooks",
+    "prune_time",
+    "prune_memory",
+    "overlap_speed",
+    "overlap_total",
+    "mask_file",
+)
 
 
 def test_quick_run_produces_every_row(tmp_path):
@@ -64,8 +73,17 @@ def _check_what_was_measured(rows: dict) -> None:
 def test_pipeline_rows_read_the_pipelines_timings(tmp_path):
     history = tmp_path / "timings"
     history.mkdir()
-    full = {"study": "demo", "total_seconds": 100.0, "stage_runs": 5, "executed": 5, "notebook_wall_seconds": 90.0,
-            "stage_seconds": 80.0, "report_seconds": 5.0, "orchestration_share": 0.1, "runs": []}
+    full = {
+        "study": "demo",
+        "total_seconds": 100.0,
+        "stage_runs": 5,
+        "executed": 5,
+        "notebook_wall_seconds": 90.0,
+        "stage_seconds": 80.0,
+        "report_seconds": 5.0,
+        "orchestration_share": 0.1,
+        "runs": [],
+    }
     rerun = {**full, "total_seconds": 4.0, "executed": 0, "notebook_wall_seconds": 0.0, "stage_seconds": 0.0}
     del rerun["orchestration_share"]
     (history / "20250101-000000.json").write_text(json.dumps(full))
@@ -78,7 +96,9 @@ def test_pipeline_rows_read_the_pipelines_timings(tmp_path):
     only_full.parent.mkdir()
     only_full.write_text(json.dumps(full))
     rows = {r.bench: r for r in bench_pipeline.run(only_full, log=lambda *a: None)}
-    assert rows["pipeline_rerun"].ours == bench_pipeline.NOT_MEASURED and rows["pipeline_overhead"].ratio == pytest.approx(0.1)
+    assert rows["pipeline_rerun"].ours == bench_pipeline.NOT_MEASURED and rows[
+        "pipeline_overhead"
+    ].ratio == pytest.approx(0.1)
 
 
 def test_fused_numba_counts_match_the_libs_intersections():

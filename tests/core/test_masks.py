@@ -62,8 +62,15 @@ def test_density_by_layer_and_module(tiny_seqcls):
     mask = Mask.full({n: shapes[n] for n in names})
     only_query = Mask({n: t if "query" in n else ~t for n, t in mask.tensors.items()})
     by_module = only_query.density_by(BERT.module_type)
-    assert by_module == {"query": 1.0, "key": 0.0, "value": 0.0, "attention_output": 0.0, "intermediate": 0.0,
-                         "output": 0.0, "pooler": 0.0}
+    assert by_module == {
+        "query": 1.0,
+        "key": 0.0,
+        "value": 0.0,
+        "attention_output": 0.0,
+        "intermediate": 0.0,
+        "output": 0.0,
+        "pooler": 0.0,
+    }
     by_layer = only_query.density_by(BERT.layer_of)
     assert set(by_layer) == {"0", "1", "pooler"}
     # layer 0: query 16x16 kept; key, value, attention output 16x16, intermediate 37x16 and output 16x37 not

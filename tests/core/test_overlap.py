@@ -141,16 +141,19 @@ def test_packed_from_files_equals_packed_in_memory_and_counts_match_bool_tensors
         assert pairwise(from_files, by) == pairwise(in_memory, by)
         assert shared_by_all(from_files, by) == shared_by_all(in_memory, by)
     labels = list(masks)
-    truth = np.array([[sum(int((masks[a].tensors[n] & masks[b].tensors[n]).sum()) for n in SHAPES) for b in labels]
-                      for a in labels])
+    truth = np.array(
+        [[sum(int((masks[a].tensors[n] & masks[b].tensors[n]).sum()) for n in SHAPES) for b in labels] for a in labels]
+    )
     for block, threads in ((1, 1), (2, 2), (8192, None)):  # many blocks over threads, and one block
         assert np.array_equal(intersections(in_memory.words, block=block, threads=threads), truth)
 
 
 def test_masks_of_other_shapes_are_not_packed_together(tmp_path):
     a = save_mask(_mask(0.5, 0), tmp_path / "a.safetensors")
-    b = save_mask(Mask({"encoder.layer.0.attention.self.query.weight": torch.ones(3, 3, dtype=torch.bool)}),
-                  tmp_path / "b.safetensors")
+    b = save_mask(
+        Mask({"encoder.layer.0.attention.self.query.weight": torch.ones(3, 3, dtype=torch.bool)}),
+        tmp_path / "b.safetensors",
+    )
     with pytest.raises(MaskError, match="b.safetensors covers other tensors"):
         PackedMasks.from_files({"a": a, "b": b})
     with pytest.raises(MaskError, match="different parameters"):

@@ -22,7 +22,9 @@ def test_default_patterns_select_exactly_the_study_tensors(tiny_seqcls):
 def test_defaults_work_for_xlmr_names():
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-    config = XLMRobertaConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    config = XLMRobertaConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
     names = select_prunable(encoder_parameters(XLMRobertaForMaskedLM(config)), FAMILIES["xlm-roberta"].prunable)
     assert len(names) == 6  # an MLM model has no pooler
 
@@ -89,7 +91,11 @@ def _reference_prune(weights: dict, mask: Mask, sparsity: float) -> Mask:
 @pytest.mark.parametrize("grid", [0.0, 0.125, 1 / 3])  # continuous, a 4-bit-like grid (many ties), a coarse one
 def test_magnitude_prune_equals_the_sorted_definition(grid):
     g = torch.Generator().manual_seed(3)
-    weights = {"z": torch.randn(17, 5, generator=g), "a": torch.randn(64, generator=g), "m": torch.randn(3, 7, generator=g)}
+    weights = {
+        "z": torch.randn(17, 5, generator=g),
+        "a": torch.randn(64, generator=g),
+        "m": torch.randn(3, 7, generator=g),
+    }
     if grid:
         weights = {n: torch.round(w / grid) * grid for n, w in weights.items()}
     weights["a"][:5] = 0.0  # kept zeros compete too
@@ -122,8 +128,19 @@ def test_cannot_prune_backwards():
         magnitude_prune(weights, half, 0.2)
 
 
-@pytest.mark.parametrize("total, sparsity, kept", [(10, 0.5, 5), (7, 0.6, 3), (3, 0.5, 1), (5, 0.5, 3), (100, 0.0, 100),
-                                                  (1000, 0.999, 1), (1000, 0.9995, 0), (9, 1 / 3, 6)])
+@pytest.mark.parametrize(
+    "total, sparsity, kept",
+    [
+        (10, 0.5, 5),
+        (7, 0.6, 3),
+        (3, 0.5, 1),
+        (5, 0.5, 3),
+        (100, 0.0, 100),
+        (1000, 0.999, 1),
+        (1000, 0.9995, 0),
+        (9, 1 / 3, 6),
+    ],
+)
 def test_kept_count_rounds_the_pruned_count_to_the_nearest_weight(total, sparsity, kept):
     assert kept_count(total, sparsity) == kept  # round half to even: 2.5 → 2 pruned of 5, 1.5 → 2 of 3
 
@@ -179,8 +196,10 @@ def test_apply_mask_zeroes_exactly_the_pruned_weights(tiny_mlm):
 
 
 def test_mask_multipliers_are_zero_one_in_the_parameter_dtype_and_apply_like_the_mask():
-    params = {"a": torch.nn.Parameter(torch.tensor([1.5, -2.0, 3.0])),
-              "b": torch.nn.Parameter(torch.tensor([[1.0, 2.0]], dtype=torch.float64))}
+    params = {
+        "a": torch.nn.Parameter(torch.tensor([1.5, -2.0, 3.0])),
+        "b": torch.nn.Parameter(torch.tensor([[1.0, 2.0]], dtype=torch.float64)),
+    }
     mask = Mask({"a": torch.tensor([True, False, True]), "b": torch.tensor([[False, True]])})
     multipliers = mask_multipliers(params, mask)
     assert multipliers["a"].dtype == torch.float32 and multipliers["b"].dtype == torch.float64

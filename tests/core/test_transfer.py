@@ -40,7 +40,9 @@ def test_a_zero_diagonal_makes_every_other_source_nan():
     zero[1, 1] = 0.0  # acc(ur, ur) = 0: no relative change towards ur
     change = relative_change(zero)
     assert np.isnan(change[0]) and np.isnan(change[2])
-    assert change[1] == pytest.approx(((0.70 - 0.80) / 0.80 + (0.40 - 0.50) / 0.50) / 2)  # ur's own row divides by others
+    assert change[1] == pytest.approx(
+        ((0.70 - 0.80) / 0.80 + (0.40 - 0.50) / 0.50) / 2
+    )  # ur's own row divides by others
 
 
 def test_a_missing_score_makes_its_source_nan_and_every_source_that_divides_by_it():

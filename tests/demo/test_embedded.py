@@ -20,9 +20,9 @@ from subnetworks.demo.embedded import (
     EMBEDDED_TASKS,
     NER_LABELS,
     XNLI_LABELS,
+    _message_group,
     embedded_examples,
     load_embedded,
-    _message_group,
 )
 from subnetworks.demo.templates import parse_template, slot_kind, tokenize
 from subnetworks.spec import load_study, repo_root
@@ -132,12 +132,16 @@ def test_messages_from_ftl_ids_cleaning_and_filters():
 
 def test_resource_paths_and_xpi(tmp_path):
     assert bd.ftl_resource_path("browser/localization/fr/browser/tabbrowser.ftl", "fr") == "browser/tabbrowser.ftl"
-    assert bd.ftl_resource_path("localization/fr/toolkit/about/aboutAddons.ftl", "fr") == "toolkit/about/aboutAddons.ftl"
+    assert (
+        bd.ftl_resource_path("localization/fr/toolkit/about/aboutAddons.ftl", "fr") == "toolkit/about/aboutAddons.ftl"
+    )
     assert bd.ftl_resource_path("localization/de/toolkit/x.ftl", "fr") is None
     assert bd.ftl_resource_path("chrome/fr/locale/x.properties", "fr") is None
     xpi = tmp_path / "langpack-fr@firefox-esr.mozilla.org.xpi"
     with zipfile.ZipFile(xpi, "w") as z:
-        z.writestr("manifest.json", json.dumps({"author": "mozfr.org (contributors: Jean Dupont, Marie Curie-Sklodowska)"}))
+        z.writestr(
+            "manifest.json", json.dumps({"author": "mozfr.org (contributors: Jean Dupont, Marie Curie-Sklodowska)"})
+        )
         z.writestr("browser/localization/fr/browser/a.ftl", "a = Fermer l’onglet\n")
         z.writestr("localization/fr/toolkit/b.ftl", "b = Quitter\n")
         z.writestr("chrome/fr/locale/c.properties", "c=ignored\n")
@@ -146,9 +150,14 @@ def test_resource_paths_and_xpi(tmp_path):
 
 
 def test_credited_people():
-    assert bd.credited_people("Mozilla Russia (contributors: Александр Словесник и помощники)") == ["Александр Словесник"]
+    assert bd.credited_people("Mozilla Russia (contributors: Александр Словесник и помощники)") == [
+        "Александр Словесник"
+    ]
     assert bd.credited_people("Sebastian Hengst (contributors: Robert Kaiser, Abdulkadir Topal)") == [
-        "Sebastian Hengst", "Robert Kaiser", "Abdulkadir Topal"]
+        "Sebastian Hengst",
+        "Robert Kaiser",
+        "Abdulkadir Topal",
+    ]
     assert bd.credited_people("Mozest (contributors: Wen Shaohua, Cathayan, YFdyh000, xcffl)") == ["Wen Shaohua"]
     assert bd.credited_people("mozfr.org (contributors: L’équipe francophone)") == []
     assert bd.credited_people("mozilla.org (contributors: جوں سولون, سوزی سولون)") == ["جوں سولون", "سوزی سولون"]
@@ -183,8 +192,20 @@ def _mo_bytes(catalog: dict[str, str]) -> bytes:
 
 ISO = {
     "3166-1": [
-        {"alpha_2": "DE", "alpha_3": "DEU", "name": "Germany", "numeric": "276", "official_name": "Federal Republic of Germany"},
-        {"alpha_2": "BO", "alpha_3": "BOL", "name": "Bolivia, Plurinational State of", "common_name": "Bolivia", "numeric": "068"},
+        {
+            "alpha_2": "DE",
+            "alpha_3": "DEU",
+            "name": "Germany",
+            "numeric": "276",
+            "official_name": "Federal Republic of Germany",
+        },
+        {
+            "alpha_2": "BO",
+            "alpha_3": "BOL",
+            "name": "Bolivia, Plurinational State of",
+            "common_name": "Bolivia",
+            "numeric": "068",
+        },
         {"alpha_2": "XK", "alpha_3": "XKX", "name": "Nowhere", "numeric": "999"},
     ]
 }
@@ -192,7 +213,15 @@ ISO = {
 
 def test_read_mo_and_country_names(tmp_path):
     mo = tmp_path / "iso_3166-1.mo"
-    mo.write_bytes(_mo_bytes({"Germany": "Allemagne", "Bolivia": "Bolivie", "Bolivia, Plurinational State of": "Bolivie, l'État plurinational de"}))
+    mo.write_bytes(
+        _mo_bytes(
+            {
+                "Germany": "Allemagne",
+                "Bolivia": "Bolivie",
+                "Bolivia, Plurinational State of": "Bolivie, l'État plurinational de",
+            }
+        )
+    )
     catalog = bd.read_mo(mo)
     assert catalog["Germany"] == "Allemagne" and "" not in catalog
     rows = bd.country_names(ISO, catalog)
@@ -204,9 +233,13 @@ def test_read_mo_and_country_names(tmp_path):
 
 
 def test_org_and_person_names():
-    rows = bd.org_names([{"id": "branding/brand.ftl#-vendor-short-name", "text": "Mozilla"},
-                         {"id": "branding/brand.ftl#-brand-short-name", "text": "{ -x }"},
-                         {"id": "toolkit/a.ftl#other", "text": "Other"}])
+    rows = bd.org_names(
+        [
+            {"id": "branding/brand.ftl#-vendor-short-name", "text": "Mozilla"},
+            {"id": "branding/brand.ftl#-brand-short-name", "text": "{ -x }"},
+            {"id": "toolkit/a.ftl#other", "text": "Other"},
+        ]
+    )
     assert rows == [{"type": "ORG", "id": "-vendor-short-name", "name": "Mozilla", "source": "firefox-branding"}]
     credits = {"ar": ["خالد حسني"], "de": ["Robert Kaiser"], "ru": ["Александр Словесник"]}
     assert [r["name"] for r in bd.person_names(credits, "fa")] == ["خالد حسني"]
@@ -233,8 +266,12 @@ def test_parallel_ids_and_templates():
 
 
 def test_write_outputs_is_deterministic(tmp_path):
-    names = {"fr": [{"type": "LOC", "id": "FR", "name": "France", "source": "iso_3166-1"},
-                    {"type": "ORG", "id": "-vendor-short-name", "name": "Mozilla", "source": "firefox-branding"}]}
+    names = {
+        "fr": [
+            {"type": "LOC", "id": "FR", "name": "France", "source": "iso_3166-1"},
+            {"type": "ORG", "id": "-vendor-short-name", "name": "Mozilla", "source": "firefox-branding"},
+        ]
+    }
     bd.write_outputs(tmp_path / "a", MESSAGES, names, PROVENANCE)
     shuffled = {lang: dict(reversed(list(m.items()))) for lang, m in reversed(list(MESSAGES.items()))}
     bd.write_outputs(tmp_path / "b", shuffled, {"fr": list(reversed(names["fr"]))}, PROVENANCE)
@@ -261,8 +298,10 @@ def test_committed_data_files():
     assert packages == {bd.ISO_CODES_PACKAGE} | {p for p, _, _ in bd.LOCALES.values()}
     assert all(len(p["sha256"]) == 64 and p["version"] for p in prov["packages"])
     assert "MPL" in (DATA / "LICENSES.md").read_text(encoding="utf-8")
-    ids = {lang: [json.loads(x)["id"] for x in open(DATA / "messages" / f"{lang}.jsonl", encoding="utf-8")]
-           for lang in EMBEDDED_LANGUAGES}
+    ids = {
+        lang: [json.loads(x)["id"] for x in open(DATA / "messages" / f"{lang}.jsonl", encoding="utf-8")]
+        for lang in EMBEDDED_LANGUAGES
+    }
     assert all(ids[lang] == ids["en"] for lang in EMBEDDED_LANGUAGES) and ids["en"] == sorted(ids["en"])
     total = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
     assert total < 8_000_000
@@ -352,7 +391,9 @@ def test_ner_tags_templates_and_entities(examples):
                 assert len(tags) == len(r["tokens"]) and _valid_bio(tags), (lang, r)
                 assert any(t != "O" for t in tags)
                 assert all(tok and not any(c.isspace() for c in tok) for tok in r["tokens"])
-            types = Counter(NER_LABELS[t][2:] for r in ex[split] for t in r["ner_tags"] if NER_LABELS[t].startswith("B-"))
+            types = Counter(
+                NER_LABELS[t][2:] for r in ex[split] for t in r["ner_tags"] if NER_LABELS[t].startswith("B-")
+            )
             assert set(types) == {"PER", "ORG", "LOC"}, (lang, split, types)
         assert not {r["id"] for r in ex["train"]} & {r["id"] for r in ex["test"]}, lang  # no template on both sides
     # the same message is on the same side of the split in every language
@@ -369,7 +410,11 @@ def test_ner_helpers():
     assert slot_kind("$name") == "ANY" and slot_kind("$shortcut") is None and slot_kind("other-message") is None
     assert parse_template("Close { $tabCount } tabs") is None  # no entity slot
     assert parse_template("Press { $shortcut } in { -brand-short-name }") is None  # a slot it cannot fill
-    assert parse_template("Quit { -brand-short-name }?") == [("text", "Quit "), ("ORG", "-brand-short-name"), ("text", "?")]
+    assert parse_template("Quit { -brand-short-name }?") == [
+        ("text", "Quit "),
+        ("ORG", "-brand-short-name"),
+        ("text", "?"),
+    ]
 
 
 def test_the_default_data_dir_is_the_committed_data():

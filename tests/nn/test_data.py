@@ -100,8 +100,9 @@ def test_encode_truncates_and_drops_examples_without_content(tokenizer):
     ds = datasets.Dataset.from_list([{"text": "en1 en2 en3 en4 en5 en6"}, {"text": ""}, {"text": "en1"}])
     rows = encode(ds, "mlm", tokenizer, 5)
     assert [len(r) for r in rows["input_ids"]] == [5, 3]  # the empty text ([CLS] [SEP]) is dropped
-    pairs = encode(datasets.Dataset.from_list([{"text": "en1 en2", "text_pair": "en3", "label": 2}]), "seqcls",
-                   tokenizer, 16)[0]
+    pairs = encode(
+        datasets.Dataset.from_list([{"text": "en1 en2", "text_pair": "en3", "label": 2}]), "seqcls", tokenizer, 16
+    )[0]
     assert pairs["labels"] == 2 and len(pairs["input_ids"]) == 6  # [CLS] en1 en2 [SEP] en3 [SEP]
 
 
@@ -126,8 +127,11 @@ def test_a_workspace_loads_a_task_by_its_registered_source(hub):
     from subnetworks.study.workspace import Workspace
 
     study = load_study("params/smoke.yaml")
-    study = dataclasses.replace(study, tasks={**study.tasks, "ner": dataclasses.replace(
-        study.task("ner"), dataset=str(hub["wikiann"]))})
+    study = dataclasses.replace(
+        study, tasks={**study.tasks, "ner": dataclasses.replace(study.task("ner"), dataset=str(hub["wikiann"]))}
+    )
     raw = Workspace.create(study, "/nonexistent").raw_splits("ner", "ur")
     assert raw["train"].column_names == ["tokens", "ner_tags"] and len(raw["train"]) == 40  # not yet subsampled
-    assert Counter(t[:2] for row in raw["train"]["tokens"] for t in row) == {"ur": sum(map(len, raw["train"]["tokens"]))}
+    assert Counter(t[:2] for row in raw["train"]["tokens"] for t in row) == {
+        "ur": sum(map(len, raw["train"]["tokens"]))
+    }

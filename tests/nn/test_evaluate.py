@@ -42,8 +42,11 @@ class TokenTagger(nn.Module):
 # (tokens, gold tags, predicted tags): every token predicts one tag wherever it appears
 SENTENCES = [
     # PER right; ORG missed; LOC spurious
-    (["en0", "enper0", "enper1", "en1", "enorg0"], ["O", "B-PER", "I-PER", "O", "B-ORG"],
-     ["O", "B-PER", "I-PER", "O", "B-LOC"]),
+    (
+        ["en0", "enper0", "enper1", "en1", "enorg0"],
+        ["O", "B-PER", "I-PER", "O", "B-ORG"],
+        ["O", "B-PER", "I-PER", "O", "B-LOC"],
+    ),
     # LOC only partly found (1 of its 2 tokens): no match, both a false positive and a false negative; PER right
     (["enloc0", "enloc1", "en2", "enper2"], ["B-LOC", "I-LOC", "O", "B-PER"], ["B-LOC", "O", "O", "B-PER"]),
     # a two-token ORG exactly right
@@ -90,8 +93,16 @@ def test_ner_evaluation_is_entity_f1(tokenizer):
 
     ds = _ner_set(tokenizer)
     for batch_size in (2, 128):  # several batches in order of length, and one
-        metrics = evaluate(model, "tokcls", ds, make_collator("tokcls", tokenizer), labels=TAGS, device=CPU,
-                           batch_size=batch_size, progress=False)
+        metrics = evaluate(
+            model,
+            "tokcls",
+            ds,
+            make_collator("tokcls", tokenizer),
+            labels=TAGS,
+            device=CPU,
+            batch_size=batch_size,
+            progress=False,
+        )
         assert metrics["f1"] == pytest.approx(f1) and metrics["score"] == metrics["f1"]
         assert metrics["token_accuracy"] == pytest.approx(12 / 16)  # 4 + 3 + 3 + 1 + 1 of 5 + 4 + 3 + 2 + 2 tokens
         assert metrics["n"] == len(SENTENCES)
@@ -101,11 +112,25 @@ def test_ner_perfect_and_empty_predictions(tokenizer):
     ds = _ner_set(tokenizer)
     gold_tags = {t: g for tokens, golds, _ in SENTENCES for t, g in zip(tokens, golds)}
     gold_tags["enloc1"] = "I-LOC"
-    perfect = evaluate(TokenTagger(tokenizer, gold_tags), "tokcls", ds, make_collator("tokcls", tokenizer),
-                       labels=TAGS, device=CPU, progress=False)
+    perfect = evaluate(
+        TokenTagger(tokenizer, gold_tags),
+        "tokcls",
+        ds,
+        make_collator("tokcls", tokenizer),
+        labels=TAGS,
+        device=CPU,
+        progress=False,
+    )
     assert perfect["f1"] == 1.0 and perfect["token_accuracy"] == 1.0
-    nothing = evaluate(TokenTagger(tokenizer, {t: "O" for t in gold_tags}), "tokcls", ds,
-                       make_collator("tokcls", tokenizer), labels=TAGS, device=CPU, progress=False)
+    nothing = evaluate(
+        TokenTagger(tokenizer, {t: "O" for t in gold_tags}),
+        "tokcls",
+        ds,
+        make_collator("tokcls", tokenizer),
+        labels=TAGS,
+        device=CPU,
+        progress=False,
+    )
     assert nothing["f1"] == 0.0 and nothing["token_accuracy"] == pytest.approx(5 / 16)  # the O tags
 
 
@@ -115,8 +140,16 @@ def test_a_real_token_classifier_that_always_says_b_per(tiny_tokcls, tokenizer):
     with torch.no_grad():
         tiny_tokcls.classifier.weight.zero_()
         tiny_tokcls.classifier.bias.copy_(torch.eye(len(TAGS))[TAGS.index("B-PER")])
-    metrics = evaluate(tiny_tokcls, "tokcls", _ner_set(tokenizer), make_collator("tokcls", tokenizer), labels=TAGS,
-                       device=CPU, batch_size=2, progress=False)
+    metrics = evaluate(
+        tiny_tokcls,
+        "tokcls",
+        _ner_set(tokenizer),
+        make_collator("tokcls", tokenizer),
+        labels=TAGS,
+        device=CPU,
+        batch_size=2,
+        progress=False,
+    )
     # 16 predicted entities, 7 gold ones; only enper2's PER (sentence 2) is a one-token PER
     precision, recall = 1 / 16, 1 / 7
     assert metrics["f1"] == pytest.approx(2 * precision * recall / (precision + recall)) == pytest.approx(2 / 23)
@@ -129,8 +162,9 @@ def test_a_real_sequence_classifier_that_always_says_one_class(tiny_seqcls, toke
     with torch.no_grad():
         tiny_seqcls.classifier.weight.zero_()
         tiny_seqcls.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
-    metrics = evaluate(tiny_seqcls, "seqcls", ds, make_collator("seqcls", tokenizer), device=CPU, batch_size=3,
-                       progress=False)
+    metrics = evaluate(
+        tiny_seqcls, "seqcls", ds, make_collator("seqcls", tokenizer), device=CPU, batch_size=3, progress=False
+    )
     assert metrics == {"score": 3 / 7, "accuracy": 3 / 7, "n": 7}
 
 
@@ -149,8 +183,15 @@ def _head_predicts(model, probabilities: torch.Tensor) -> None:
 def test_mlm_perplexity_of_a_uniform_head_is_the_vocabulary_size(tiny_mlm, tokenizer):
     vocab = tiny_mlm.config.vocab_size
     _head_predicts(tiny_mlm, torch.full((vocab,), 1 / vocab))
-    metrics = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en1 en2 en3 en4 en5"), make_collator("mlm", tokenizer),
-                       device=CPU, batch_size=5, progress=False)
+    metrics = evaluate(
+        tiny_mlm,
+        "mlm",
+        _mlm_set(tokenizer, "en1 en2 en3 en4 en5"),
+        make_collator("mlm", tokenizer),
+        device=CPU,
+        batch_size=5,
+        progress=False,
+    )
     assert metrics["perplexity"] == pytest.approx(vocab, rel=1e-5)  # exp(log V)
     assert metrics["accuracy"] == 0.0  # ties go to id 0, [PAD], never a masked piece
     assert metrics["n_tokens"] >= 12  # every sequence predicts at least one token
@@ -164,8 +205,7 @@ def test_mlm_perplexity_and_accuracy_of_a_fixed_distribution(tiny_mlm, tokenizer
     _head_predicts(tiny_mlm, favours_en1)
     collator = make_collator("mlm", tokenizer)
 
-    only_en1 = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en1 en1 en1 en1"), collator, device=CPU,
-                        progress=False)
+    only_en1 = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en1 en1 en1 en1"), collator, device=CPU, progress=False)
     assert only_en1["perplexity"] == pytest.approx(2.0, rel=1e-5) and only_en1["accuracy"] == 1.0
 
     only_en2 = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en2 en2 en2"), collator, device=CPU, progress=False)

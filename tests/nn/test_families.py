@@ -17,8 +17,14 @@ BERT = FAMILIES["bert"]
 BERT_MODULES = ("query", "key", "value", "attention_output", "intermediate", "output")
 DISTIL_ENCODER = {
     "layer": r"^transformer\.layer\.(\d+)\.",
-    "modules": {"query": r"\.q_lin\.", "key": r"\.k_lin\.", "value": r"\.v_lin\.", "attention_output": r"\.out_lin\.",
-                "intermediate": r"\.ffn\.lin1\.", "output": r"\.ffn\.lin2\."},
+    "modules": {
+        "query": r"\.q_lin\.",
+        "key": r"\.k_lin\.",
+        "value": r"\.v_lin\.",
+        "attention_output": r"\.out_lin\.",
+        "intermediate": r"\.ffn\.lin1\.",
+        "output": r"\.ffn\.lin2\.",
+    },
     "word_embeddings": "embeddings.word_embeddings.weight",
 }
 DISTIL_PRUNABLE = (r"^transformer\.layer\.\d+\.(attention\.(q|k|v|out)_lin|ffn\.lin[12])\.weight$",)
@@ -77,8 +83,9 @@ def test_a_mask_on_the_tiny_bert_groups_into_layers_and_modules_without_other(ti
 def test_the_xlm_roberta_family_reads_a_tiny_xlm_roberta():
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    config = XLMRobertaConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=16)
+    config = XLMRobertaConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16
+    )
     model = XLMRobertaModel(config)
     family = resolve_family(ModelConfig(name="x"), model_type(model))
     assert family.name == "xlm-roberta" and model_type(model) == "xlm-roberta"
@@ -87,8 +94,9 @@ def test_the_xlm_roberta_family_reads_a_tiny_xlm_roberta():
     assert family.word_embeddings in encoder_shapes(model)
 
 
-@pytest.mark.parametrize("checkpoint_type, family", [("bert", "bert"), ("xlm-roberta", "xlm-roberta"),
-                                                     ("roberta", "xlm-roberta")])
+@pytest.mark.parametrize(
+    "checkpoint_type, family", [("bert", "bert"), ("xlm-roberta", "xlm-roberta"), ("roberta", "xlm-roberta")]
+)
 def test_resolve_family_picks_the_family_of_the_model_type(checkpoint_type, family):
     assert resolve_family(ModelConfig(name="m"), checkpoint_type) == FAMILIES[family]
     assert family_named(checkpoint_type) is FAMILIES[family]
@@ -127,8 +135,9 @@ def test_a_partly_described_unknown_family_is_still_an_error(missing):
 def test_a_family_fully_described_in_params_is_accepted_for_an_unknown_model_type():
     from transformers import DistilBertConfig, DistilBertModel
 
-    model = DistilBertModel(DistilBertConfig(vocab_size=30, dim=16, n_layers=2, n_heads=2, hidden_dim=24,
-                                             max_position_embeddings=16))
+    model = DistilBertModel(
+        DistilBertConfig(vocab_size=30, dim=16, n_layers=2, n_heads=2, hidden_dim=24, max_position_embeddings=16)
+    )
     spec = from_dict(ModelConfig, {"name": "distil", "encoder": DISTIL_ENCODER})
     assert isinstance(spec.encoder, FamilyConfig) and list(spec.encoder.modules) == list(BERT_MODULES)
     family = resolve_family(spec, model_type(model), DISTIL_PRUNABLE)
@@ -151,14 +160,19 @@ def test_an_override_replaces_only_its_field():
     assert family.layer_of("encoder.layer.3.attention.self.key.weight") == "3"
     assert family.layer_of("encoder.layer.3.output.dense.weight") == "output"  # no layer: its module type
     assert (family.name, family.modules, family.prunable, family.word_embeddings) == (
-        BERT.name, BERT.modules, BERT.prunable, BERT.word_embeddings)
+        BERT.name,
+        BERT.modules,
+        BERT.prunable,
+        BERT.word_embeddings,
+    )
 
     patterns = (r"^encoder\.layer\.\d+\.attention\.self\.query\.weight$",)
     pruned = resolve_family(ModelConfig(name="m"), "bert", patterns)
     assert pruned.prunable == patterns and pruned.layer == BERT.layer and pruned.modules == BERT.modules
 
-    modules = resolve_family(from_dict(ModelConfig, {"name": "m", "encoder": {"modules": {"attn": "attention"}}}),
-                             "bert")
+    modules = resolve_family(
+        from_dict(ModelConfig, {"name": "m", "encoder": {"modules": {"attn": "attention"}}}), "bert"
+    )
     assert modules.modules == (("attn", "attention"),) and modules.layer == BERT.layer
     assert modules.module_type("encoder.layer.0.attention.self.query.weight") == "attn"
     assert modules.module_type("encoder.layer.0.output.dense.weight") == "other"

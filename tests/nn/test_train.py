@@ -31,7 +31,9 @@ def _nli(tokenizer, n=64, seed=0):
 
     rng = random.Random(seed)
     rows = [_nli_example(rng, "en") for _ in range(n)]
-    ds = datasets.Dataset.from_list([{"text": r["premise"], "text_pair": r["hypothesis"], "label": r["label"]} for r in rows])
+    ds = datasets.Dataset.from_list(
+        [{"text": r["premise"], "text_pair": r["hypothesis"], "label": r["label"]} for r in rows]
+    )
     return encode(ds, "seqcls", tokenizer, 32)
 
 
@@ -44,7 +46,17 @@ def _half_mask(model):
 def test_masked_weights_stay_exactly_zero_through_adamw_with_weight_decay(tiny_seqcls, tokenizer):
     mask = _half_mask(tiny_seqcls)
     cfg = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=6, weight_decay=0.1)
-    finetune(tiny_seqcls, "seqcls", _nli(tokenizer), make_collator("seqcls", tokenizer), cfg, mask=mask, seed=3, device=CPU, progress=False)
+    finetune(
+        tiny_seqcls,
+        "seqcls",
+        _nli(tokenizer),
+        make_collator("seqcls", tokenizer),
+        cfg,
+        mask=mask,
+        seed=3,
+        device=CPU,
+        progress=False,
+    )
     params = encoder_parameters(tiny_seqcls)
     for name, keep in mask.tensors.items():
         assert bool((params[name][~keep] == 0).all()), name
@@ -60,7 +72,17 @@ def test_seeded_training_is_bit_identical_on_cpu(tokenizer, grouped):
         torch.manual_seed(0)
         model = BertForSequenceClassification(tiny_bert_config(len(tokenizer), num_labels=3))
         cfg = TrainConfig(learning_rate=1e-3, batch_size=8, max_steps=4, group_by_length=grouped)
-        finetune(model, "seqcls", _nli(tokenizer), make_collator("seqcls", tokenizer), cfg, mask=_half_mask(model), seed=seed, device=CPU, progress=False)
+        finetune(
+            model,
+            "seqcls",
+            _nli(tokenizer),
+            make_collator("seqcls", tokenizer),
+            cfg,
+            mask=_half_mask(model),
+            seed=seed,
+            device=CPU,
+            progress=False,
+        )
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
@@ -86,8 +108,18 @@ def test_length_grouped_batches_cover_each_example_once_with_little_padding():
 def test_frozen_word_embeddings_do_not_move(tiny_seqcls, tokenizer):
     before = {n: p.detach().clone() for n, p in encoder_parameters(tiny_seqcls).items()}
     cfg = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=3, freeze_word_embeddings=True)
-    finetune(tiny_seqcls, "seqcls", _nli(tokenizer), make_collator("seqcls", tokenizer), cfg, mask=None, seed=0,
-             device=CPU, word_embeddings=BERT.word_embeddings, progress=False)
+    finetune(
+        tiny_seqcls,
+        "seqcls",
+        _nli(tokenizer),
+        make_collator("seqcls", tokenizer),
+        cfg,
+        mask=None,
+        seed=0,
+        device=CPU,
+        word_embeddings=BERT.word_embeddings,
+        progress=False,
+    )
     after = encoder_parameters(tiny_seqcls)
     assert torch.equal(after[BERT.word_embeddings], before[BERT.word_embeddings])
     moved = {n for n in before if not torch.equal(after[n], before[n])}
@@ -97,10 +129,21 @@ def test_frozen_word_embeddings_do_not_move(tiny_seqcls, tokenizer):
 def test_freezing_needs_the_name_of_an_encoder_parameter(tiny_seqcls, tokenizer):
     cfg = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=1, freeze_word_embeddings=True)
     with pytest.raises(ValueError, match=r"no parameter '' to freeze.*model\.encoder\.word_embeddings"):
-        finetune(tiny_seqcls, "seqcls", _nli(tokenizer), make_collator("seqcls", tokenizer), cfg, mask=None, seed=0,
-                 device=CPU, progress=False)
+        finetune(
+            tiny_seqcls,
+            "seqcls",
+            _nli(tokenizer),
+            make_collator("seqcls", tokenizer),
+            cfg,
+            mask=None,
+            seed=0,
+            device=CPU,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="no parameter 'bert.embeddings.word_embeddings.weight'"):
-        set_trainable(tiny_seqcls, "bert.embeddings.word_embeddings.weight", False)  # base-encoder names: no head prefix
+        set_trainable(
+            tiny_seqcls, "bert.embeddings.word_embeddings.weight", False
+        )  # base-encoder names: no head prefix
     set_trainable(tiny_seqcls, BERT.word_embeddings, False)
     assert not tiny_seqcls.bert.embeddings.word_embeddings.weight.requires_grad
     assert all(p.requires_grad for n, p in tiny_seqcls.named_parameters() if "word_embeddings" not in n)
@@ -109,12 +152,32 @@ def test_freezing_needs_the_name_of_an_encoder_parameter(tiny_seqcls, tokenizer)
 def test_freezing_lasts_only_for_the_run_that_asks_for_it(tiny_seqcls, tokenizer):
     data, collator = _nli(tokenizer), make_collator("seqcls", tokenizer)
     frozen = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=2, freeze_word_embeddings=True)
-    finetune(tiny_seqcls, "seqcls", data, collator, frozen, mask=None, seed=0, device=CPU,
-             word_embeddings=BERT.word_embeddings, progress=False)
+    finetune(
+        tiny_seqcls,
+        "seqcls",
+        data,
+        collator,
+        frozen,
+        mask=None,
+        seed=0,
+        device=CPU,
+        word_embeddings=BERT.word_embeddings,
+        progress=False,
+    )
     before = tiny_seqcls.bert.embeddings.word_embeddings.weight.detach().clone()
     free = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=2)
-    finetune(tiny_seqcls, "seqcls", data, collator, free, mask=None, seed=0, device=CPU,
-             word_embeddings=BERT.word_embeddings, progress=False)
+    finetune(
+        tiny_seqcls,
+        "seqcls",
+        data,
+        collator,
+        free,
+        mask=None,
+        seed=0,
+        device=CPU,
+        word_embeddings=BERT.word_embeddings,
+        progress=False,
+    )
     assert not torch.equal(tiny_seqcls.bert.embeddings.word_embeddings.weight, before)
 
 
@@ -161,12 +224,15 @@ def test_mlm_forward_loss_equals_the_full_models_loss_on_masked_positions(tiny_m
     assert torch.allclose(logits, full.logits[where], atol=1e-5)
 
 
-@pytest.mark.parametrize("cfg, n, steps", [
-    (TrainConfig(max_steps=7, epochs=3.0), 1000, 7),
-    (TrainConfig(batch_size=32, epochs=1.0), 100, 4),
-    (TrainConfig(batch_size=32, epochs=2.5), 100, 10),
-    (TrainConfig(batch_size=32, epochs=0.1), 10, 1),
-])
+@pytest.mark.parametrize(
+    "cfg, n, steps",
+    [
+        (TrainConfig(max_steps=7, epochs=3.0), 1000, 7),
+        (TrainConfig(batch_size=32, epochs=1.0), 100, 4),
+        (TrainConfig(batch_size=32, epochs=2.5), 100, 10),
+        (TrainConfig(batch_size=32, epochs=0.1), 10, 1),
+    ],
+)
 def test_total_steps(cfg, n, steps):
     assert total_steps(cfg, n) == steps
 

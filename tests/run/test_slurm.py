@@ -65,8 +65,17 @@ def test_the_smoke_grid_becomes_one_array_job_per_stage_and_task(tmp_path):
     groups = job_groups(runs)
     assert list(layout.study.tasks) == ["mlm", "ner", "xnli"]  # the params file as written: keys sorted
     assert [(g.name, len(g.runs)) for g in groups] == [
-        ("data/mlm", 2), ("data/ner", 2), ("data/xnli", 2), ("prune/mlm", 2), ("prune/ner", 2), ("prune/xnli", 2),
-        ("transfer/mlm", 4), ("overlap/mlm", 1), ("transfer/ner", 4), ("overlap/ner", 1), ("transfer/xnli", 4),
+        ("data/mlm", 2),
+        ("data/ner", 2),
+        ("data/xnli", 2),
+        ("prune/mlm", 2),
+        ("prune/ner", 2),
+        ("prune/xnli", 2),
+        ("transfer/mlm", 4),
+        ("overlap/mlm", 1),
+        ("transfer/ner", 4),
+        ("overlap/ner", 1),
+        ("transfer/xnli", 4),
         ("overlap/xnli", 1),
     ]
     assert sum(len(g.runs) for g in groups) == len(runs) == 27
@@ -78,7 +87,9 @@ def test_the_smoke_grid_becomes_one_array_job_per_stage_and_task(tmp_path):
     report = report_run(layout, effective, stage_runs(layout, effective))
     assert set(report.after) == {r.label for r in runs if r.stage in ("transfer", "overlap")}
     assert grid_summary(runs) == {
-        "jobs": 28, "sbatch_submissions": 13, "array_jobs": 9,
+        "jobs": 28,
+        "sbatch_submissions": 13,
+        "array_jobs": 9,
         "per_stage": {"data": 6, "prune": 6, "transfer": 12, "overlap": 3, "report": 1},
         "groups": {g.name: len(g.runs) for g in groups},
     }
@@ -108,7 +119,7 @@ def test_a_stage_job_is_checkpointable_as_the_same_call(tmp_path):
 # --- submission against stand-in Slurm commands ----------------------------------------------------------------
 FAKE = {
     "sbatch": 'n=$(( $(cat "$FAKE_SLURM/count" 2>/dev/null || echo 0) + 1 )); echo $n > "$FAKE_SLURM/count"\n'
-              'cp "$1" "$FAKE_SLURM/sbatch_$n.sh"; echo "Submitted batch job $n"',
+    'cp "$1" "$FAKE_SLURM/sbatch_$n.sh"; echo "Submitted batch job $n"',
     "srun": "exit 0",
     "squeue": 'cat "$FAKE_SLURM/queue" 2>/dev/null; exit 0',
     "scancel": 'echo "$@" >> "$FAKE_SLURM/scancel"',
@@ -146,7 +157,9 @@ def _finish(run) -> None:
 
 def test_submission_resources_dependencies_and_resubmission(tmp_path, fake_slurm):
     slurm = {
-        "partition": "cpu", "account": "nlp", "setup": ["module load cuda"],
+        "partition": "cpu",
+        "account": "nlp",
+        "setup": ["module load cuda"],
         "prune": {"partition": "gpu", "gpus": 1, "time_min": 600, "mem_gb": 24, "extra": {"constraint": "a100"}},
     }
     params = shrunk(smoke_data(), tmp_path, slurm=slurm)
@@ -159,11 +172,27 @@ def test_submission_resources_dependencies_and_resubmission(tmp_path, fake_slurm
     scripts = _scripts(fake_slurm)
     assert sorted(scripts) == [1, 2, 3, 4, 5]
     data, prune, transfer, overlap, report = (scripts[i] for i in range(1, 6))
-    for flag in ("--partition=gpu", "--time=600", "--gpus-per-node=1", "--mem=24GB", "--cpus-per-task=8",
-                 "--constraint=a100", "--array=0-1%2", "--dependency=afterok:1", "--account=nlp"):
+    for flag in (
+        "--partition=gpu",
+        "--time=600",
+        "--gpus-per-node=1",
+        "--mem=24GB",
+        "--cpus-per-task=8",
+        "--constraint=a100",
+        "--array=0-1%2",
+        "--dependency=afterok:1",
+        "--account=nlp",
+    ):
         assert f"#SBATCH {flag}\n" in prune, flag
-    for flag in ("--partition=cpu", "--time=120", "--cpus-per-task=4", "--mem=16GB", "--array=0-1%2",
-                 "--requeue", "--kill-on-invalid-dep=yes"):
+    for flag in (
+        "--partition=cpu",
+        "--time=120",
+        "--cpus-per-task=4",
+        "--mem=16GB",
+        "--array=0-1%2",
+        "--requeue",
+        "--kill-on-invalid-dep=yes",
+    ):
         assert f"#SBATCH {flag}\n" in data, flag
     assert "--dependency" not in data and "--gpus" not in data
     assert "export OMP_NUM_THREADS=4\nmodule load cuda\n" in data
@@ -186,13 +215,22 @@ def test_submission_resources_dependencies_and_resubmission(tmp_path, fake_slurm
     # data/en finished; data/ur failed (its notebook kept); everything after it cancelled by Slurm
     _finish(runs["data/xnli/en"])
     runs["data/xnli/ur"].run_dir.file(FAILED).write_text("{}")
-    _queue(fake_slurm, {"1_0": "COMPLETED|None", "1_1": "FAILED|NonZeroExitCode",
-                        **{j: "CANCELLED|DependencyNeverSatisfied" for j in list(ids.values())[2:]},
-                        "5": "CANCELLED|DependencyNeverSatisfied"})
+    _queue(
+        fake_slurm,
+        {
+            "1_0": "COMPLETED|None",
+            "1_1": "FAILED|NonZeroExitCode",
+            **{j: "CANCELLED|DependencyNeverSatisfied" for j in list(ids.values())[2:]},
+            "5": "CANCELLED|DependencyNeverSatisfied",
+        },
+    )
     rows = {r["run"]: r for r in status(params)}
     assert rows["data/xnli/en"]["state"] == "done"
-    assert rows["data/xnli/ur"] == {**rows["data/xnli/ur"], "state": "failed",
-                                    "detail": f"failed notebook: {runs['data/xnli/ur'].run_dir.file(FAILED)}"}
+    assert rows["data/xnli/ur"] == {
+        **rows["data/xnli/ur"],
+        "state": "failed",
+        "detail": f"failed notebook: {runs['data/xnli/ur'].run_dir.file(FAILED)}",
+    }
     assert rows["prune/xnli/en/seed57"]["state"] == "failed"
     assert "never ran: a job it depends on failed" in rows["prune/xnli/en/seed57"]["detail"]
 
@@ -242,8 +280,13 @@ def recording(monkeypatch):
 def test_local_submitit_jobs_run_in_dependency_order(tmp_path, recording):
     layout, effective = context(shrunk(smoke_data(), tmp_path))
     log = tmp_path / "ran.jsonl"
-    summary = run_on_cluster(layout, effective, cluster="local", echo=lambda _: None,
-                                       job_factory=lambda run: RecordingJob(run.label, str(log)))
+    summary = run_on_cluster(
+        layout,
+        effective,
+        cluster="local",
+        echo=lambda _: None,
+        job_factory=lambda run: RecordingJob(run.label, str(log)),
+    )
     ran = {e["label"]: e for e in map(json.loads, log.read_text().splitlines())}
     runs = stage_runs(layout, effective)
     assert set(ran) == {r.label for r in runs} | {"report"} and summary["jobs_submitted"] == len(runs) + 1
@@ -257,8 +300,13 @@ def test_a_failed_local_job_stops_what_depends_on_it(tmp_path, recording):
     layout, effective = context(shrunk(smoke_data(), tmp_path))
     log = tmp_path / "ran.jsonl"
     with pytest.raises(StageFailed, match="data/xnli/ur failed, so prune/xnli was not started"):
-        run_on_cluster(layout, effective, cluster="local", echo=lambda _: None,
-                                 job_factory=lambda run: RecordingJob(run.label, str(log), fail="data/xnli/ur"))
+        run_on_cluster(
+            layout,
+            effective,
+            cluster="local",
+            echo=lambda _: None,
+            job_factory=lambda run: RecordingJob(run.label, str(log), fail="data/xnli/ur"),
+        )
     assert [json.loads(line)["label"] for line in log.read_text().splitlines()] == ["data/xnli/en"]
 
 
@@ -312,8 +360,9 @@ def _slurm_env() -> tuple[dict[str, str] | None, str, bool]:
 
 
 def _cli(env, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "subnetworks", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "subnetworks", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 TIMING_KEYS = re.compile(r"(^|_)seconds$|^train_seconds$")
@@ -334,6 +383,7 @@ def _comparable(root: Path) -> dict[str, object]:
             out[str(rel)] = _strip_timing(json.loads(path.read_text()))
         elif path.suffix == ".safetensors":  # the header's metadata order varies between processes: compare content
             from safetensors.numpy import load_file
+
             out[str(rel)] = (read_metadata(path), {k: v.tobytes() for k, v in load_file(str(path)).items()})
         else:
             out[str(rel)] = path.read_bytes()
@@ -378,8 +428,15 @@ def slurm_study(request, tmp_path_factory):
         finally:
             hidden.with_name("ur.hidden").rename(hidden)
         # 2. the same study run locally, for comparison
-        out["local"] = timed("2_local_run", "run", str(params), "--artifacts", str(root / "local"),
-                             "--reports", str(root / "local-reports"))
+        out["local"] = timed(
+            "2_local_run",
+            "run",
+            str(params),
+            "--artifacts",
+            str(root / "local"),
+            "--reports",
+            str(root / "local-reports"),
+        )
         # 3. resubmit: only what is missing; status (the CLI) while it is queued
         out["resubmit"] = timed("3_resubmission", "run", str(params), "--executor", "slurm")
         out["status_queued"] = _cli(env, "status", str(params))
@@ -407,8 +464,9 @@ def slurm_study(request, tmp_path_factory):
             time.sleep(0.1)
         # 5. run again while the jobs run: nothing is submitted, it waits for the jobs in flight
         out["waiting"] = timed("5_second_submission_waits", "run", str(params), "--executor", "slurm", "--wait")
-        out["restarts"] = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True,
-                                         text=True).stdout
+        out["restarts"] = subprocess.run(
+            ["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True
+        ).stdout
         # 6. everything finished: a third submission submits nothing
         out["third"] = timed("6_third_submission", "run", str(params), "--executor", "slurm", "--wait")
         out["status_done"] = {r["run"]: r for r in status(params)}

@@ -64,8 +64,11 @@ def test_keys_ignore_runtime_and_depend_on_what_matters(tmp_path):
     assert "eval_batch_size: 64" in SMOKE_TEXT
     other.write_text(SMOKE_TEXT.replace("eval_batch_size: 64", "eval_batch_size: 8"))
     assert Layout(load_study(other), tmp_path).prune_key("ner", "en") == base.prune_key("ner", "en")
-    other.write_text(SMOKE_TEXT.replace("schedule: [0.5, 0.8]", "schedule: [0.4, 0.8]")
-                     .replace("sparsities: [0.5, 0.8]", "sparsities: [0.8]"))
+    other.write_text(
+        SMOKE_TEXT.replace("schedule: [0.5, 0.8]", "schedule: [0.4, 0.8]").replace(
+            "sparsities: [0.5, 0.8]", "sparsities: [0.8]"
+        )
+    )
     assert Layout(load_study(other), tmp_path).prune_key("ner", "en") != base.prune_key("ner", "en")
 
 
@@ -80,8 +83,10 @@ def test_keys_ignore_runtime_and_depend_on_what_matters(tmp_path):
         (("random_control: true", "random_control: yes please"), "must be true or false"),
         (("max_train: 64", "max_train: lots"), "must be an integer"),
         (("head_at_rewind: init", "head_at_rewind: init\n  warmup: 3"), r"unknown parameter\(s\) \['warmup'\]"),
-        (("head_at_rewind: init", "head_at_rewind: kept"),
-         r"prune\.head_at_rewind 'kept' is unknown: use one of \['init', 'trained'\]"),
+        (
+            ("head_at_rewind: init", "head_at_rewind: kept"),
+            r"prune\.head_at_rewind 'kept' is unknown: use one of \['init', 'trained'\]",
+        ),
         (("name: smoke", "name: [smoke"), "not valid YAML"),
         (("sparsities: [0.5, 0.8]", "sparsities: [0.5, 0.7]"), "not a level of prune.schedule"),
         (("seeds: [57]", "seeds: [57, 57]"), r"seeds lists \['57'\] more than once"),

@@ -13,8 +13,10 @@ PAPER = load_study("params/paper.yaml")  # schedule 0.1 … 0.9
 
 def _with(schedule, sparsities=None):
     return dataclasses.replace(
-        SMOKE, prune=PruneConfig(schedule=tuple(schedule)),
-        transfer=TransferConfig(sparsities=tuple(sparsities if sparsities is not None else schedule[-1:])))
+        SMOKE,
+        prune=PruneConfig(schedule=tuple(schedule)),
+        transfer=TransferConfig(sparsities=tuple(sparsities if sparsities is not None else schedule[-1:])),
+    )
 
 
 def test_levels_run_from_the_dense_model_to_the_last_sparsity():
@@ -38,8 +40,18 @@ def test_level_of_inverts_sparsity_of_for_every_scheduled_level(study):
         assert study.level_of(study.sparsity_of(level)) == level
 
 
-@pytest.mark.parametrize("sparsity, level", [(0.5 + 1e-9, 1), (0.5 - 1e-9, 1), (0.8 - 1e-9, 2), (0.8 + 1e-9, 2),
-                                             (0.5 + 9e-7, 1), (0.1 + 0.2 + 0.2, 1), (1 - 0.2, 2)])
+@pytest.mark.parametrize(
+    "sparsity, level",
+    [
+        (0.5 + 1e-9, 1),
+        (0.5 - 1e-9, 1),
+        (0.8 - 1e-9, 2),
+        (0.8 + 1e-9, 2),
+        (0.5 + 9e-7, 1),
+        (0.1 + 0.2 + 0.2, 1),
+        (1 - 0.2, 2),
+    ],
+)
 def test_float_noise_maps_to_the_scheduled_level(sparsity, level):
     assert SMOKE.level_of(sparsity) == level
 

@@ -81,7 +81,9 @@ def test_a_setting_outside_its_range_names_the_field_and_the_range(field, value,
 @pytest.mark.parametrize("field, value, allowed", CASES, ids=[f"{f}={v}" for f, v, _ in CASES])
 def test_the_edge_of_each_range_is_accepted(field, value, allowed):
     """The tightest allowed value next to each bad one loads: the ranges are neither too tight nor off by one."""
-    edge = {"> 0": "0.000000001", "≥ 1": "1", "≥ 0": "0", "≥ 4": "4", "≥ 0 and < 1": "0.999", "> 0 and < 1": "0.999"}[allowed]
+    edge = {"> 0": "0.000000001", "≥ 1": "1", "≥ 0": "0", "≥ 4": "4", "≥ 0 and < 1": "0.999", "> 0 and < 1": "0.999"}[
+        allowed
+    ]
     overrides = [f"{field}={edge}"]
     if field.endswith(".epochs"):
         overrides.append(f"{field.rsplit('.', 1)[0]}.max_steps=3")  # the tiniest epochs with a fixed number of steps
@@ -106,13 +108,32 @@ def _scalar_number_fields(cls, prefix=""):
 
 def test_every_number_of_every_section_carries_a_range():
     """A new numeric setting without a range would let e.g. a negative batch size through to the trainer."""
-    sections = (StudyConfig, ModelConfig, TaskConfig, TrainConfig, PruneConfig, TransferConfig, RuntimeConfig,
-                SlurmConfig, SlurmStageConfig, SlurmTrainStageConfig, FamilyConfig)
-    unranged = [(cls.__name__, path) for cls in sections for path, f in _scalar_number_fields(cls)
-                if "range" not in f.metadata]
+    sections = (
+        StudyConfig,
+        ModelConfig,
+        TaskConfig,
+        TrainConfig,
+        PruneConfig,
+        TransferConfig,
+        RuntimeConfig,
+        SlurmConfig,
+        SlurmStageConfig,
+        SlurmTrainStageConfig,
+        FamilyConfig,
+    )
+    unranged = [
+        (cls.__name__, path) for cls in sections for path, f in _scalar_number_fields(cls) if "range" not in f.metadata
+    ]
     assert unranged == []
     assert {path for path, _ in _scalar_number_fields(TrainConfig)} == {
-        "learning_rate", "batch_size", "epochs", "max_steps", "weight_decay", "warmup_ratio", "head_learning_rate"}
+        "learning_rate",
+        "batch_size",
+        "epochs",
+        "max_steps",
+        "weight_decay",
+        "warmup_ratio",
+        "head_learning_rate",
+    }
 
 
 def _nested(path: str, value):
@@ -150,12 +171,15 @@ def test_languages_are_whatever_params_list():
     assert load_study(SMOKE, ["languages=[qu, en]"]).languages == ("qu", "en")
 
 
-@pytest.mark.parametrize("value, message", [
-    ("[en, ur, en]", r"languages lists \['en'\] more than once"),
-    ("[]", "languages is empty"),
-    ("['', en]", "empty code"),
-    ("en", "languages must be a list"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("[en, ur, en]", r"languages lists \['en'\] more than once"),
+        ("[]", "languages is empty"),
+        ("['', en]", "empty code"),
+        ("en", "languages must be a list"),
+    ],
+)
 def test_bad_language_lists(value, message):
     with pytest.raises(ConfigError, match=message):
         load_study(SMOKE, [f"languages={value}"])
@@ -196,10 +220,16 @@ def test_bad_override_syntax():
         load_study(SMOKE, ["tasks.ner.max_train.x=1"])
 
 
-@pytest.mark.parametrize("schedule, message", [
-    ((), "empty"), ((0.5, 0.5), "not strictly increasing"), ((0.0,), r"outside \(0, 1\)"),
-    ((1.0,), r"outside \(0, 1\)"), ((0.8, 0.5), "not strictly increasing"),
-])
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ((), "empty"),
+        ((0.5, 0.5), "not strictly increasing"),
+        ((0.0,), r"outside \(0, 1\)"),
+        ((1.0,), r"outside \(0, 1\)"),
+        ((0.8, 0.5), "not strictly increasing"),
+    ],
+)
 def test_bad_schedules(schedule, message):
     with pytest.raises(ConfigError, match=message):
         validate_schedule(schedule)

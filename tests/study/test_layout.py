@@ -11,8 +11,10 @@ from subnetworks.study.layout import Layout
 
 
 def test_the_layout_and_grid_import_without_torch():
-    code = ("import sys, subnetworks.study.layout, subnetworks.study.grid; "
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, subnetworks.study.layout, subnetworks.study.grid; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

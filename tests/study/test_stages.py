@@ -76,7 +76,9 @@ def test_resuming_a_level_gives_the_same_result(ws):
     run_prune(Workspace.create(ws.study, ws.artifacts), "ner", "ur", 57)
     after = last.read_json("metrics.json")
     assert run.sub("level_01").file("DONE").stat().st_mtime_ns == untouched
-    assert {k: v for k, v in after.items() if k != "train_seconds"} == {k: v for k, v in before.items() if k != "train_seconds"}
+    assert {k: v for k, v in after.items() if k != "train_seconds"} == {
+        k: v for k, v in before.items() if k != "train_seconds"
+    }
     assert load_mask(last.file("mask.safetensors")) == mask_before
 
 
@@ -85,7 +87,9 @@ def test_a_lost_mask_of_a_finished_level_is_drawn_again_identically(ws):
     gives the same level-2 masks; level 1's finished files are not touched."""
     run = ws.layout.prune_dir("ner", "en", 57)
     level2 = run.sub("level_02")
-    before = {kind: load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind)) for kind in ("imp", "random", "pretrained")}
+    before = {
+        kind: load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind)) for kind in ("imp", "random", "pretrained")
+    }
     for kind in before:
         ws.layout.mask_path("ner", "en", 57, 2, kind).unlink()
     for done in (level2.file("DONE"), run.file("DONE")):
@@ -103,9 +107,15 @@ def test_transfer_diagonal_reuses_the_identical_imp_training(ws):
     assert set(rows) == {("imp", "en"), ("imp", "ur"), ("random", "en")}
     assert "reused_from" in rows[("imp", "en")]
     assert rows[("imp", "ur")]["sparsity"] == ws.study.sparsity_of(2) == 0.8
-    fresh = train_and_score(Workspace.create(ws.study, ws.artifacts), "ner", "en", 57,
-                            load_mask(ws.layout.mask_path("ner", "en", 57, 2)), ws.study.task("ner").transfer_train,
-                            desc="check")
+    fresh = train_and_score(
+        Workspace.create(ws.study, ws.artifacts),
+        "ner",
+        "en",
+        57,
+        load_mask(ws.layout.mask_path("ner", "en", 57, 2)),
+        ws.study.task("ner").transfer_train,
+        desc="check",
+    )
     assert fresh["score"] == rows[("imp", "en")]["score"] and fresh["final_loss"] == rows[("imp", "en")]["final_loss"]
 
 
@@ -123,7 +133,13 @@ def test_overlap_tables(ws):
     overall = pairs[(pairs.by == "all") & (pairs.masks == "imp")]
     assert set(overall.sparsity) == {0.5, 0.8} and len(overall) == 2
     assert list(dict.fromkeys(pairs[pairs.by == "module"].group)) == [  # token classifiers have no pooler
-        "query", "key", "value", "attention_output", "intermediate", "output"]
+        "query",
+        "key",
+        "value",
+        "attention_output",
+        "intermediate",
+        "output",
+    ]
     assert set(pairs[pairs.by == "layer"].group) == {"0", "1"}
     assert set(pairs.masks) == {"imp", "random"}  # the pre-trained-magnitude mask is the same in every language
     controls = pd.read_csv(run.file("controls.csv"))

@@ -54,8 +54,8 @@ from safetensors.numpy import load_file
 from subnetworks.core.maskio import load_mask
 from subnetworks.core.masks import MaskError
 from subnetworks.demo.smoke import write_smoke_params
-from subnetworks.spec import PruneConfig, load_study
 from subnetworks.run.stage_runs import stage_runs
+from subnetworks.spec import PruneConfig, load_study
 from subnetworks.study.layout import IMP, Layout, mask_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,13 +87,28 @@ def study_params(root: Path, languages: list[str] | None = None, tasks: list[str
 def env_for(cache: Path) -> dict[str, str]:
     """What every launched command runs with: one thread, offline, unbuffered, its own datasets cache."""
     return dict(
-        os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1",
-        HF_DATASETS_CACHE=str(cache), MPLBACKEND="Agg",
+        os.environ,
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+        HF_DATASETS_CACHE=str(cache),
+        MPLBACKEND="Agg",
     )
 
 
 def run_command(params: Path, artifacts: Path, reports: Path) -> list[str]:
-    return [sys.executable, "-m", "subnetworks", "run", str(params), "--artifacts", str(artifacts), "--reports", str(reports)]
+    return [
+        sys.executable,
+        "-m",
+        "subnetworks",
+        "run",
+        str(params),
+        "--artifacts",
+        str(artifacts),
+        "--reports",
+        str(reports),
+    ]
 
 
 # --- processes ------------------------------------------------------------------------------------------------
@@ -103,7 +118,7 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), int(fields[19])
 
 
@@ -196,7 +211,11 @@ class Launch:
                 time.sleep(0.05)
         self._reader.join(10)  # the kernel shares the runner's stdout: EOF once both are gone
         self.stderr.close()
-        return {"kernels": len(kernels), "kernel_linger_seconds": round(linger, 2) if kernels else None, "orphans": orphans}
+        return {
+            "kernels": len(kernels),
+            "kernel_linger_seconds": round(linger, 2) if kernels else None,
+            "orphans": orphans,
+        }
 
 
 # --- artefacts ------------------------------------------------------------------------------------------------
@@ -317,8 +336,9 @@ def _comparable(artifacts: Path, subdirs: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
-def compare(reference: Path, other: Path, subdirs: tuple[str, ...] = ("data", "prune", "transfer", "overlap")
-            ) -> tuple[list[str], dict[str, int]]:
+def compare(
+    reference: Path, other: Path, subdirs: tuple[str, ...] = ("data", "prune", "transfer", "overlap")
+) -> tuple[list[str], dict[str, int]]:
     """Differences between the results of two artefacts directories (or two run directories, with ``subdirs=("",)``),
     and how many files of each kind were compared."""
     a, b = _comparable(reference, subdirs), _comparable(other, subdirs)
@@ -358,7 +378,7 @@ class Calibration:
     total: float
 
     @classmethod
-    def from_timings(cls, timings: dict[str, Any]) -> "Calibration":
+    def from_timings(cls, timings: dict[str, Any]) -> Calibration:
         runs = [(r["label"], r["wall_seconds"]) for r in timings["runs"]]
         total = timings["total_seconds"]
         report = timings.get("report_seconds") or 0.2 * total  # None if the run was killed in its report
@@ -511,7 +531,9 @@ class Harness:
         order = {label: i for i, (label, _) in enumerate(cal.runs)}
         for kill in kills:
             done_before = {label for label in self.run_dirs if self.finished(label)}
-            launch = Launch(self._cmd("killed"), self._env("killed"), self.root / f"killed-{len(self.launches):02d}.log")
+            launch = Launch(
+                self._cmd("killed"), self._env("killed"), self.root / f"killed-{len(self.launches):02d}.log"
+            )
             fire = self._wait_for_trigger(launch, kill, cal, order)
             record: dict[str, Any] = {"aimed": kill.stage, "aimed_label": kill.label}
             if fire is None:
@@ -530,13 +552,20 @@ class Harness:
                 self._check_launch(launch, done_before)
                 break
             kill.info = launch.kill()
-            record.update(killed=True, landed=kill.landed, landed_label=kill.landed_label,
-                          at_seconds=round(time.monotonic() - launch.t0, 2), **kill.info)
+            record.update(
+                killed=True,
+                landed=kill.landed,
+                landed_label=kill.landed_label,
+                at_seconds=round(time.monotonic() - launch.t0, 2),
+                **kill.info,
+            )
             self.launches.append(record)
             self._check_launch(launch, done_before)
-            self.echo(f"  kill {len(self.launches):2d}: aimed at {kill.stage:<8} landed in {kill.landed:<8} "
-                      f"{kill.landed_label or '':<32} after {record['at_seconds']:6.1f} s; kernel gone after "
-                      f"{kill.info['kernel_linger_seconds']} s{'; ORPHAN' if kill.info['orphans'] else ''}")
+            self.echo(
+                f"  kill {len(self.launches):2d}: aimed at {kill.stage:<8} landed in {kill.landed:<8} "
+                f"{kill.landed_label or '':<32} after {record['at_seconds']:6.1f} s; kernel gone after "
+                f"{kill.info['kernel_linger_seconds']} s{'; ORPHAN' if kill.info['orphans'] else ''}"
+            )
 
     def run_final(self, timeout: float) -> dict[str, Any]:
         """The last launch, left to finish; while it holds the artefacts, a second ``run`` must refuse."""
@@ -563,8 +592,9 @@ class Harness:
         try:
             before = finished_files(self.killed)
             t = time.monotonic()
-            second = subprocess.run(self._cmd("killed"), cwd=ROOT, env=self._env("killed"), capture_output=True,
-                                    text=True, timeout=300)
+            second = subprocess.run(
+                self._cmd("killed"), cwd=ROOT, env=self._env("killed"), capture_output=True, text=True, timeout=300
+            )
             seconds = time.monotonic() - t
             after = finished_files(self.killed)
         finally:
@@ -573,15 +603,29 @@ class Harness:
             os.killpg(launch.proc.pid, signal.SIGCONT)
         errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
         return {
-            "checked": True, "rc": second.returncode, "error_lines": errors, "seconds": round(seconds, 1),
-            "traceback": "Traceback" in second.stderr, "wrote_finished_files": before != after,
-            "refused": second.returncode == 2 and len(errors) == 1 and "another run" in errors[0]
-            and "Traceback" not in second.stderr and before == after,
+            "checked": True,
+            "rc": second.returncode,
+            "error_lines": errors,
+            "seconds": round(seconds, 1),
+            "traceback": "Traceback" in second.stderr,
+            "wrote_finished_files": before != after,
+            "refused": second.returncode == 2
+            and len(errors) == 1
+            and "another run" in errors[0]
+            and "Traceback" not in second.stderr
+            and before == after,
         }
 
 
-def run_harness(kills: int = 20, seed: int = 0, root: Path | str | None = None, languages: list[str] | None = None,
-                tasks: list[str] | None = None, launch_timeout: float = 900.0, echo=print) -> dict[str, Any]:
+def run_harness(
+    kills: int = 20,
+    seed: int = 0,
+    root: Path | str | None = None,
+    languages: list[str] | None = None,
+    tasks: list[str] | None = None,
+    launch_timeout: float = 900.0,
+    echo=print,
+) -> dict[str, Any]:
     """The whole harness; returns the summary (see ``summary_ok`` for what must hold)."""
     start = time.monotonic()
     root = Path(root or tempfile.mkdtemp(prefix="kill-harness-")).resolve()
@@ -590,12 +634,16 @@ def run_harness(kills: int = 20, seed: int = 0, root: Path | str | None = None, 
     h = Harness(root, params, seed, echo)
     echo(f"reference run into {h.reference} …")
     cal = h.run_reference(launch_timeout)
-    echo(f"  {len(cal.runs)} stage runs in {h.reference_seconds:.1f} s (start-up {cal.startup:.1f} s, "
-         f"report {cal.report:.1f} s); stage seconds: "
-         + ", ".join(f"{s} {v:.1f}" for s, v in cal.stage_seconds().items()))
+    echo(
+        f"  {len(cal.runs)} stage runs in {h.reference_seconds:.1f} s (start-up {cal.startup:.1f} s, "
+        f"report {cal.report:.1f} s); stage seconds: "
+        + ", ".join(f"{s} {v:.1f}" for s, v in cal.stage_seconds().items())
+    )
     plan = plan_kills(cal, kills, h.rng)
-    echo(f"killed runs into {h.killed}: {len(plan)} kills aimed at "
-         + ", ".join(f"{s} {sum(k.stage == s for k in plan)}" for s in STAGES))
+    echo(
+        f"killed runs into {h.killed}: {len(plan)} kills aimed at "
+        + ", ".join(f"{s} {sum(k.stage == s for k in plan)}" for s in STAGES)
+    )
     kill_start = time.monotonic()
     h.run_killed(cal, plan, launch_timeout)
     final = h.run_final(launch_timeout)
@@ -631,9 +679,15 @@ def run_harness(kills: int = 20, seed: int = 0, root: Path | str | None = None, 
 
 def summary_ok(s: dict[str, Any], kills: int) -> bool:
     return (
-        s["kills"] >= kills and s["finished"] and not s["unkilled_launches_failed"]
-        and s["stage_runs_finished"] == s["stage_runs"] and not s["recomputed"] and not s["incomplete_finished_dirs"]
-        and s["orphan_kernels"] == 0 and s["concurrent_run"].get("refused", False) and not s["differences"]
+        s["kills"] >= kills
+        and s["finished"]
+        and not s["unkilled_launches_failed"]
+        and s["stage_runs_finished"] == s["stage_runs"]
+        and not s["recomputed"]
+        and not s["incomplete_finished_dirs"]
+        and s["orphan_kernels"] == 0
+        and s["concurrent_run"].get("refused", False)
+        and not s["differences"]
         and (kills < len(STAGES) or all(s["kills_per_stage"][st] for st in STAGES))
     )
 
@@ -642,20 +696,30 @@ def print_summary(s: dict[str, Any], echo=print) -> None:
     echo("")
     echo(f"kills:               {s['kills']} (planned {s['kills_planned']}) in {s['launches']} launches")
     echo("kills per stage:     " + ", ".join(f"{k} {v}" for k, v in s["kills_per_stage"].items()))
-    echo(f"runs finished:       {s['stage_runs_finished']}/{s['stage_runs']} stage runs; last launch "
-         f"{'finished' if s['finished'] else 'FAILED'}")
+    echo(
+        f"runs finished:       {s['stage_runs_finished']}/{s['stage_runs']} stage runs; last launch "
+        f"{'finished' if s['finished'] else 'FAILED'}"
+    )
     echo(f"recomputed:          {len(s['recomputed'])}" + "".join(f"\n  {r}" for r in s["recomputed"][:20]))
-    echo(f"incomplete finished: {len(s['incomplete_finished_dirs'])}"
-         + "".join(f"\n  {r}" for r in s["incomplete_finished_dirs"][:20]))
-    echo(f"orphan kernels:      {s['orphan_kernels']} (kernels gone at most {s['kernel_linger_max_seconds']} s after "
-         "their runner was killed)")
+    echo(
+        f"incomplete finished: {len(s['incomplete_finished_dirs'])}"
+        + "".join(f"\n  {r}" for r in s["incomplete_finished_dirs"][:20])
+    )
+    echo(
+        f"orphan kernels:      {s['orphan_kernels']} (kernels gone at most {s['kernel_linger_max_seconds']} s after "
+        "their runner was killed)"
+    )
     c = s["concurrent_run"]
-    echo(f"concurrent run:      {'refused' if c.get('refused') else 'NOT REFUSED CLEANLY'}: exit {c.get('rc')} in "
-         f"{c.get('seconds')} s, {c.get('error_lines')}")
+    echo(
+        f"concurrent run:      {'refused' if c.get('refused') else 'NOT REFUSED CLEANLY'}: exit {c.get('rc')} in "
+        f"{c.get('seconds')} s, {c.get('error_lines')}"
+    )
     echo("compared:            " + ", ".join(f"{n} {k}" for k, n in sorted(s["compared"].items())))
     echo(f"differences:         {len(s['differences'])}" + "".join(f"\n  {d}" for d in s["differences"][:20]))
-    echo(f"time:                {s['total_seconds']:.0f} s in all (reference {s['reference_seconds']:.0f} s, killed "
-         f"runs {s['killed_seconds']:.0f} s)")
+    echo(
+        f"time:                {s['total_seconds']:.0f} s in all (reference {s['reference_seconds']:.0f} s, killed "
+        f"runs {s['killed_seconds']:.0f} s)"
+    )
     echo(f"result:              {'OK' if s['ok'] else 'FAILED'}   (details: {s['root']}/summary.json)")
 
 
@@ -669,7 +733,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launch-timeout", type=float, default=900.0, help="seconds before a launch counts as hung")
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = "1"
-    summary = run_harness(args.kills, args.seed, args.artifacts or None, args.languages, args.tasks, args.launch_timeout)
+    summary = run_harness(
+        args.kills, args.seed, args.artifacts or None, args.languages, args.tasks, args.launch_timeout
+    )
     print_summary(summary)
     return 0 if summary["ok"] else 1
 

@@ -7,8 +7,8 @@ adds (model, task, language, level, seed, family, …). Equal masks give byte-id
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -57,7 +57,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), framework="numpy") as handle:
             return dict(handle.metadata() or {})
     except (SafetensorError, OSError) as err:
-        raise MaskError(f"{path} is not a readable mask file ({err}): delete it and rerun the stage that wrote it") from err
+        raise MaskError(
+            f"{path} is not a readable mask file ({err}): delete it and rerun the stage that wrote it"
+        ) from err
 
 
 def read_packed(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
@@ -70,7 +72,9 @@ def read_packed(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]
     if meta.get("format") != "subnetworks-mask":
         raise MaskError(f"{path} is a .safetensors file but not a subnetworks mask (no 'format' metadata)")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise MaskError(f"{path} has mask format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}")
+        raise MaskError(
+            f"{path} has mask format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}"
+        )
     try:
         arrays = load_file(str(path))
     except (SafetensorError, OSError) as err:
@@ -83,7 +87,9 @@ def read_packed(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]
     return meta, {n: arrays[n] for n in shapes}, shapes
 
 
-def load_mask(path: str | Path, shapes: Mapping[str, tuple[int, ...]] | None = None, model_name: str | None = None) -> Mask:
+def load_mask(
+    path: str | Path, shapes: Mapping[str, tuple[int, ...]] | None = None, model_name: str | None = None
+) -> Mask:
     """Read a mask written by :func:`save_mask`; with ``shapes`` (and ``model_name``) validate it against a model."""
     meta, arrays, stored_shapes = read_packed(path)
     tensors = {

@@ -7,8 +7,8 @@ the encoder family's business (:mod:`subnetworks.nn.families`): here a grouping 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 import torch
 
@@ -36,7 +36,7 @@ class Mask:
                 raise MaskError(f"mask tensor {name!r} has dtype {tensor.dtype}, expected torch.bool")
 
     @classmethod
-    def full(cls, shapes: Mapping[str, Iterable[int]], **meta: str) -> "Mask":
+    def full(cls, shapes: Mapping[str, Iterable[int]], **meta: str) -> Mask:
         """The dense mask (everything kept) for the given parameter shapes."""
         return cls({n: torch.ones(tuple(s), dtype=torch.bool) for n, s in shapes.items()}, dict(meta))
 
@@ -70,21 +70,23 @@ class Mask:
             total[k] = total.get(k, 0) + tensor.numel()
         return {k: kept[k] / total[k] for k in total}
 
-    def _check_compatible(self, other: "Mask") -> None:
+    def _check_compatible(self, other: Mask) -> None:
         if self.shapes != other.shapes:
             missing = sorted(set(self.shapes) ^ set(other.shapes))
             wrong = sorted(n for n in set(self.shapes) & set(other.shapes) if self.shapes[n] != other.shapes[n])
-            raise MaskError(f"masks cover different parameters: names only in one {missing[:3]}, shapes differ {wrong[:3]}")
+            raise MaskError(
+                f"masks cover different parameters: names only in one {missing[:3]}, shapes differ {wrong[:3]}"
+            )
 
-    def __and__(self, other: "Mask") -> "Mask":
+    def __and__(self, other: Mask) -> Mask:
         self._check_compatible(other)
         return Mask({n: t & other.tensors[n] for n, t in self.tensors.items()})
 
-    def __or__(self, other: "Mask") -> "Mask":
+    def __or__(self, other: Mask) -> Mask:
         self._check_compatible(other)
         return Mask({n: t | other.tensors[n] for n, t in self.tensors.items()})
 
-    def __invert__(self) -> "Mask":
+    def __invert__(self) -> Mask:
         return Mask({n: ~t for n, t in self.tensors.items()})
 
     def __eq__(self, other: object) -> bool:
@@ -92,7 +94,7 @@ class Mask:
             return False
         return all(torch.equal(t, other.tensors[n]) for n, t in self.tensors.items())
 
-    def issubset(self, other: "Mask") -> bool:
+    def issubset(self, other: Mask) -> bool:
         self._check_compatible(other)
         return all(not bool((t & ~other.tensors[n]).any()) for n, t in self.tensors.items())
 

@@ -8,11 +8,11 @@ overlaps are sums over word ranges.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -30,18 +30,20 @@ class PackedMasks:
     _per_tensor: dict[str, np.ndarray] | None = field(default=None, repr=False)  # pairwise |A∩B| per tensor
 
     @classmethod
-    def pack(cls, masks: Mapping[str, Mask]) -> "PackedMasks":
+    def pack(cls, masks: Mapping[str, Mask]) -> PackedMasks:
         labels = list(masks)
         if not labels:
             raise ValueError("no masks to compare")
         first = masks[labels[0]]
         for label in labels[1:]:
             first._check_compatible(masks[label])
-        packed = {label: {n: np.packbits(t.reshape(-1).numpy()) for n, t in masks[label].tensors.items()} for label in labels}
+        packed = {
+            label: {n: np.packbits(t.reshape(-1).numpy()) for n, t in masks[label].tensors.items()} for label in labels
+        }
         return cls._from_bytes(labels, first.shapes, packed)
 
     @classmethod
-    def from_files(cls, paths: Mapping[str, str | Path]) -> "PackedMasks":
+    def from_files(cls, paths: Mapping[str, str | Path]) -> PackedMasks:
         """Straight from mask files: their bytes already are ``numpy.packbits`` of each tensor, so they are copied
         into the word matrix as they are, with no unpacking to bool and packing again (several times faster)."""
         labels = list(paths)
@@ -53,12 +55,15 @@ class PackedMasks:
             if shapes is None:
                 shapes, first = these, paths[label]
             elif these != shapes:
-                raise MaskError(f"{paths[label]} covers other tensors or shapes than {first}: masks of different models")
+                raise MaskError(
+                    f"{paths[label]} covers other tensors or shapes than {first}: masks of different models"
+                )
         return cls._from_bytes(labels, shapes, packed)
 
     @classmethod
-    def _from_bytes(cls, labels: list[str], shapes: Mapping[str, tuple[int, ...]],
-                    packed: Mapping[str, Mapping[str, np.ndarray]]) -> "PackedMasks":
+    def _from_bytes(
+        cls, labels: list[str], shapes: Mapping[str, tuple[int, ...]], packed: Mapping[str, Mapping[str, np.ndarray]]
+    ) -> PackedMasks:
         """Each tensor's packed bytes into its own run of whole words (zero-padded), one row per mask."""
         segments, start = {}, 0
         for name, shape in shapes.items():

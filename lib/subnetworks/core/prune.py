@@ -8,12 +8,13 @@ so it is tested with closed-form answers and reused by the benchmarks and the pi
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .masks import Mask
+
 
 def select_prunable(names: Iterable[str], patterns: Sequence[str]) -> list[str]:
     """Names matching any pattern, in the given order. Patterns that match nothing at all are an error."""

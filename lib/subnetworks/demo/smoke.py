@@ -40,7 +40,11 @@ def tiny_tokenizer(languages: list[str]):
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        tokenizer_object=core,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
         mask_token="[MASK]",
     )
 
@@ -48,8 +52,14 @@ def tiny_tokenizer(languages: list[str]):
 def tiny_bert_config(vocab_size: int, **overrides):
     """A two-layer BERT whose intermediate size (37) is not a multiple of 8, to exercise bit packing."""
     values = dict(
-        vocab_size=vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        max_position_embeddings=64, type_vocab_size=2, pad_token_id=0,
+        vocab_size=vocab_size,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=0,
     )
     values.update(overrides)
     return BertConfig(**values)
@@ -117,10 +127,13 @@ def _doc(rng: random.Random, lang: str) -> str:
     return "\n".join(lines)
 
 
-def make_hub_datasets(root: Path, languages: list[str], n_train: int = 96, n_test: int = 48, seed: int = 0) -> dict[str, Path]:
+def make_hub_datasets(
+    root: Path, languages: list[str], n_train: int = 96, n_test: int = 48, seed: int = 0
+) -> dict[str, Path]:
     """XNLI-, WikiAnn- and Wikipedia-shaped parquet datasets under ``root``; returns their folders."""
     nli_features = datasets.Features(
-        premise=datasets.Value("string"), hypothesis=datasets.Value("string"),
+        premise=datasets.Value("string"),
+        hypothesis=datasets.Value("string"),
         label=datasets.ClassLabel(names=XNLI_LABELS),
     )
     ner_features = datasets.Features(
@@ -130,7 +143,9 @@ def make_hub_datasets(root: Path, languages: list[str], n_train: int = 96, n_tes
         spans=datasets.Sequence(datasets.Value("string")),
     )
     wiki_features = datasets.Features(
-        id=datasets.Value("string"), url=datasets.Value("string"), title=datasets.Value("string"),
+        id=datasets.Value("string"),
+        url=datasets.Value("string"),
+        title=datasets.Value("string"),
         text=datasets.Value("string"),
     )
     folders = {name: root / name for name in ("xnli", "wikiann", "wikipedia")}
@@ -142,7 +157,9 @@ def make_hub_datasets(root: Path, languages: list[str], n_train: int = 96, n_tes
             ner = [_ner_example(rng, lang) for _ in range(n)]
             _write(folders["wikiann"], lang, split, datasets.Dataset.from_list(ner, features=ner_features))
         docs = [{"id": str(i), "url": "", "title": f"{lang} {i}", "text": _doc(rng, lang)} for i in range(n_train)]
-        _write(folders["wikipedia"], f"20231101.{lang}", "train", datasets.Dataset.from_list(docs, features=wiki_features))
+        _write(
+            folders["wikipedia"], f"20231101.{lang}", "train", datasets.Dataset.from_list(docs, features=wiki_features)
+        )
     for name in ("xnli", "wikiann"):
         (folders[name] / "README.md").write_text(_card({lang: ["train", "validation", "test"] for lang in languages}))
     (folders["wikipedia"] / "README.md").write_text(_card({f"20231101.{lang}": ["train"] for lang in languages}))

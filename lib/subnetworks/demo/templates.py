@@ -12,24 +12,87 @@ _PLACEABLE = re.compile(r"\{ ?([^{}]*?) ?\}")
 PER_SLOTS = frozenset({"author", "username", "user", "userName", "displayName"})
 ORG_SLOTS = frozenset(
     {
-        "engine", "engineName", "currentEngine", "newEngine", "searchEngineName", "provider", "addonProvider",
-        "issuedBy", "issuedTo", "sponsorOrSource", "homeTeam", "awayTeam", "telemetryServerOwner", "agentName",
-        "ownerName", "vendor", "host", "hostname", "domain", "sitename", "website", "origin", "thirdParty",
+        "engine",
+        "engineName",
+        "currentEngine",
+        "newEngine",
+        "searchEngineName",
+        "provider",
+        "addonProvider",
+        "issuedBy",
+        "issuedTo",
+        "sponsorOrSource",
+        "homeTeam",
+        "awayTeam",
+        "telemetryServerOwner",
+        "agentName",
+        "ownerName",
+        "vendor",
+        "host",
+        "hostname",
+        "domain",
+        "sitename",
+        "website",
+        "origin",
+        "thirdParty",
     }
 )  # sites (host, origin …) are named after their organisation
 LOC_SLOTS = frozenset({"city", "region", "country", "location"})
 # slots for a name of anything the user or a site chose (a device, profile, tab group, add-on, title …): PER or LOC
 ANY_SLOTS = frozenset(
     {
-        "name", "deviceName", "profileName", "profilename", "profile", "otherProfile", "tabGroupName", "group",
-        "container", "title", "tabTitle", "streamTitle", "label", "appName", "app-name", "addonName", "addon-name",
-        "addon", "extension", "extensionName", "extensionTitle", "itemName", "topic", "nickname", "originTitle",
+        "name",
+        "deviceName",
+        "profileName",
+        "profilename",
+        "profile",
+        "otherProfile",
+        "tabGroupName",
+        "group",
+        "container",
+        "title",
+        "tabTitle",
+        "streamTitle",
+        "label",
+        "appName",
+        "app-name",
+        "addonName",
+        "addon-name",
+        "addon",
+        "extension",
+        "extensionName",
+        "extensionTitle",
+        "itemName",
+        "topic",
+        "nickname",
+        "originTitle",
     }
 )
 _NUM_SUFFIXES = ("count", "total", "number", "length", "size", "score", "index", "left", "usage", "num")
 _NUM_SLOTS = frozenset(
-    {"quantity", "amount", "percentage", "percent", "minutes", "hours", "seconds", "days", "pid", "winid",
-     "temperature", "page", "visits", "bytes", "kb", "frames", "bits", "mem", "limit", "retries", "current"}
+    {
+        "quantity",
+        "amount",
+        "percentage",
+        "percent",
+        "minutes",
+        "hours",
+        "seconds",
+        "days",
+        "pid",
+        "winid",
+        "temperature",
+        "page",
+        "visits",
+        "bytes",
+        "kb",
+        "frames",
+        "bits",
+        "mem",
+        "limit",
+        "retries",
+        "current",
+    }
 )
 
 
@@ -56,7 +119,10 @@ def _is_punct(ch: str) -> bool:
 def _is_cjk(ch: str) -> bool:
     o = ord(ch)
     return (
-        0x2E80 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0xFF00 <= o <= 0xFFEF or 0x20000 <= o <= 0x3FFFF
+        0x2E80 <= o <= 0x9FFF
+        or 0xF900 <= o <= 0xFAFF
+        or 0xFF00 <= o <= 0xFFEF
+        or 0x20000 <= o <= 0x3FFFF
         or 0x3000 <= o <= 0x303F
     )
 

@@ -18,7 +18,13 @@ from datasets.exceptions import DatasetGenerationError
 from ..spec import TaskConfig, resolve_path
 
 HUB_COLUMNS = {
-    "seqcls": {"premise": "text", "hypothesis": "text_pair", "sentence": "text", "sentence1": "text", "sentence2": "text_pair"},
+    "seqcls": {
+        "premise": "text",
+        "hypothesis": "text_pair",
+        "sentence": "text",
+        "sentence1": "text",
+        "sentence2": "text_pair",
+    },
     "tokcls": {},
     "mlm": {},
 }
@@ -47,9 +53,14 @@ def _hub_load(task: TaskConfig, lang: str, split: str) -> datasets.Dataset:
             return datasets.Dataset.from_list(list(stream.take(task.stream_take)))
         return datasets.load_dataset(path, name, split=split)
     except (FileNotFoundError, ConnectionError, OSError, ValueError, DatasetGenerationError) as err:
-        hint = ("check that folder's files" if local else
-                "Hub datasets need internet; params/demo.yaml runs fully offline on the embedded data")
-        raise DataError(f"dataset {task.dataset!r} (config {name!r}, split {split!r}) could not be loaded: {err}. {hint}") from err
+        hint = (
+            "check that folder's files"
+            if local
+            else "Hub datasets need internet; params/demo.yaml runs fully offline on the embedded data"
+        )
+        raise DataError(
+            f"dataset {task.dataset!r} (config {name!r}, split {split!r}) could not be loaded: {err}. {hint}"
+        ) from err
 
 
 def _text_units(ds: datasets.Dataset, min_chars: int = 20) -> datasets.Dataset:
@@ -94,7 +105,9 @@ def select_splits(task: TaskConfig, lang: str, splits: datasets.DatasetDict) -> 
 def check_split(ds: datasets.Dataset, kind: str, where: str) -> None:
     missing = [c for c in REQUIRED[kind] if c not in ds.column_names]
     if missing:
-        raise DataError(f"{where} lacks column(s) {missing} (has {ds.column_names}): a {kind} task needs {list(REQUIRED[kind])}")
+        raise DataError(
+            f"{where} lacks column(s) {missing} (has {ds.column_names}): a {kind} task needs {list(REQUIRED[kind])}"
+        )
     if len(ds) == 0:
         raise DataError(f"{where} is empty")
     if kind != "mlm":
@@ -117,9 +130,11 @@ def label_names(ds: datasets.Dataset, kind: str) -> list[str]:
 def encode(ds: datasets.Dataset, kind: str, tokenizer: Any, max_length: int) -> datasets.Dataset:
     """Token ids (and labels) for one split. NER labels the first sub-token of each word; the rest get -100."""
     if kind == "mlm":
+
         def fn(batch):
             return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
     elif kind == "seqcls":
+
         def fn(batch):
             pair = batch.get("text_pair")
             enc = tokenizer(batch["text"], pair, truncation=True, max_length=max_length)
@@ -128,6 +143,7 @@ def encode(ds: datasets.Dataset, kind: str, tokenizer: Any, max_length: int) -> 
                 out["token_type_ids"] = enc["token_type_ids"]
             return out
     else:
+
         def fn(batch):
             enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
             labels = []
@@ -138,5 +154,6 @@ def encode(ds: datasets.Dataset, kind: str, tokenizer: Any, max_length: int) -> 
                     previous = word
                 labels.append(row)
             return {"input_ids": enc["input_ids"], "labels": labels}
+
     encoded = ds.map(fn, batched=True, remove_columns=ds.column_names, desc=None)
     return encoded.filter(lambda ids: len(ids) > 2, input_columns="input_ids")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from seqeval.metrics import accuracy_score, f1_score
@@ -59,7 +60,12 @@ def evaluate(
                 gold_tags.append([labels[g] for g, _ in keep])
                 pred_tags.append([labels[p] for _, p in keep])
     if kind == "mlm":
-        return {"score": correct / total, "accuracy": correct / total, "perplexity": math.exp(loss_sum / total), "n_tokens": total}
+        return {
+            "score": correct / total,
+            "accuracy": correct / total,
+            "perplexity": math.exp(loss_sum / total),
+            "n_tokens": total,
+        }
     if kind == "seqcls":
         return {"score": correct / total, "accuracy": correct / total, "n": total}
     f1 = float(f1_score(gold_tags, pred_tags, zero_division=0))

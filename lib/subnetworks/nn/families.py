@@ -10,9 +10,9 @@ tiny model of it built from a config in code.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Iterable
 
 from ..spec import ConfigError, ModelConfig
 
@@ -80,8 +80,10 @@ FAMILIES: dict[str, EncoderFamily] = {
     "xlm-roberta": EncoderFamily("xlm-roberta", ("xlm-roberta", "roberta"), **_BERT_LIKE),
 }
 
-DESCRIBE_A_FAMILY = ("model.encoder.layer, model.encoder.modules and model.encoder.word_embeddings, with "
-                     "prune.patterns for the weights to prune")
+DESCRIBE_A_FAMILY = (
+    "model.encoder.layer, model.encoder.modules and model.encoder.word_embeddings, with "
+    "prune.patterns for the weights to prune"
+)
 
 
 def family_named(name: str) -> EncoderFamily:
@@ -89,8 +91,10 @@ def family_named(name: str) -> EncoderFamily:
         if name == family.name or name in family.model_types:
             return family
     supported = sorted({t for f in FAMILIES.values() for t in (f.name, *f.model_types)})
-    raise ConfigError(f"encoder family {name!r} is not supported: supported are {supported}; describe a new one "
-                      f"in params with {DESCRIBE_A_FAMILY}")
+    raise ConfigError(
+        f"encoder family {name!r} is not supported: supported are {supported}; describe a new one "
+        f"in params with {DESCRIBE_A_FAMILY}"
+    )
 
 
 def resolve_family(model: ModelConfig, model_type: str, prunable: tuple[str, ...] = ()) -> EncoderFamily:
@@ -105,6 +109,10 @@ def resolve_family(model: ModelConfig, model_type: str, prunable: tuple[str, ...
         if not described:
             raise
         family = EncoderFamily(model.family or model_type, (model_type,), prunable, enc.layer, (), enc.word_embeddings)
-    overrides = {"layer": enc.layer, "word_embeddings": enc.word_embeddings,
-                 "modules": tuple(enc.modules.items()), "prunable": prunable}
+    overrides = {
+        "layer": enc.layer,
+        "word_embeddings": enc.word_embeddings,
+        "modules": tuple(enc.modules.items()),
+        "prunable": prunable,
+    }
     return replace(family, **{k: v for k, v in overrides.items() if v})

@@ -80,8 +80,9 @@ def load_model(
     try:
         model, info = auto.from_pretrained(name, output_loading_info=True, **kwargs)
     except SafetensorError as err:
-        raise ModelUnavailable(f"{name}: its weights could not be read ({err}): the model folder is damaged; "
-                               "delete it and make it again") from err
+        raise ModelUnavailable(
+            f"{name}: its weights could not be read ({err}): the model folder is damaged; delete it and make it again"
+        ) from err
     except OSError as err:
         raise ModelUnavailable(_offline_hint(name)) from err
     _check_encoder_loaded(name, model, info["missing_keys"])
@@ -94,8 +95,9 @@ def _check_encoder_loaded(name: str, model: nn.Module, missing: list[str]) -> No
     prefix = model.base_model_prefix + "."
     lost = sorted(k for k in missing if k.startswith(prefix) and not k.startswith(prefix + "pooler."))
     if lost:
-        raise ModelUnavailable(f"{name}: its weights lack {len(lost)} encoder tensors, e.g. {lost[:2]}: "
-                               "not a checkpoint of this model")
+        raise ModelUnavailable(
+            f"{name}: its weights lack {len(lost)} encoder tensors, e.g. {lost[:2]}: not a checkpoint of this model"
+        )
 
 
 def load_tokenizer(name: str, revision: str | None = None):
@@ -110,5 +112,7 @@ def pick_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device is 'cuda' but no CUDA device is visible: set runtime.device to 'auto' or 'cpu'")
+        raise RuntimeError(
+            "runtime.device is 'cuda' but no CUDA device is visible: set runtime.device to 'auto' or 'cpu'"
+        )
     return torch.device(requested)

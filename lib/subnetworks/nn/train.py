@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -69,12 +69,20 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
             key = (not name.startswith(prefix), param.ndim < 2)
             groups.setdefault(key, []).append(param)
     return torch.optim.AdamW(
-        [{"params": params, "lr": head_lr if head else cfg.learning_rate, "weight_decay": 0.0 if no_decay else cfg.weight_decay}
-         for (head, no_decay), params in sorted(groups.items())]
+        [
+            {
+                "params": params,
+                "lr": head_lr if head else cfg.learning_rate,
+                "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+            }
+            for (head, no_decay), params in sorted(groups.items())
+        ]
     )
 
 
-def warmup_then_decay(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_then_decay(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero."""
     warmup = int(cfg.warmup_ratio * steps)
     return torch.optim.lr_scheduler.LambdaLR(
@@ -94,8 +102,10 @@ def set_trainable(model: nn.Module, name: str, trainable: bool) -> None:
     Set on every run, not only to freeze: a rewound model keeps ``requires_grad`` from its previous run."""
     params = encoder_parameters(model)
     if name not in params:
-        raise ValueError(f"the encoder has no parameter {name!r} to freeze (e.g. {sorted(params)[:2]}): "
-                         "set model.encoder.word_embeddings to its word-embedding matrix")
+        raise ValueError(
+            f"the encoder has no parameter {name!r} to freeze (e.g. {sorted(params)[:2]}): "
+            "set model.encoder.word_embeddings to its word-embedding matrix"
+        )
     params[name].requires_grad_(trainable)
 
 
@@ -107,7 +117,12 @@ class LengthGroupedBatches(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator, group: int = 50):
-        self.lengths, self.batch_size, self.generator, self.chunk = list(lengths), batch_size, generator, batch_size * group
+        self.lengths, self.batch_size, self.generator, self.chunk = (
+            list(lengths),
+            batch_size,
+            generator,
+            batch_size * group,
+        )
 
     def __len__(self) -> int:
         return math.ceil(len(self.lengths) / self.batch_size)
@@ -167,7 +182,9 @@ def finetune(
         batches = LengthGroupedBatches(lengths_of(train_set), cfg.batch_size, loader_rng)
         loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collator)
     else:
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=loader_rng)
+        loader = DataLoader(
+            train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=loader_rng
+        )
     start, done, loss_value = time.perf_counter(), 0, float("nan")
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     while done < steps:

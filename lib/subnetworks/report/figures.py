@@ -4,7 +4,8 @@ derived tables (a figure returns None when its table is empty)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -31,8 +32,15 @@ from .text import num, sp
 MODULE_LABELS = {"attention_output": "attention\noutput", "intermediate": "inter-\nmediate"}
 DPI = 130
 STYLE = {
-    "axes.grid": True, "grid.color": "#e0e0e0", "axes.spines.top": False, "axes.spines.right": False,
-    "axes.axisbelow": True, "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "legend.frameon": False,
+    "axes.grid": True,
+    "grid.color": "#e0e0e0",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.axisbelow": True,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
 }
 
 
@@ -63,8 +71,13 @@ def _sparsity_colors(res: Results) -> dict[float, Any]:
     return {s: cmap(0.2 + 0.7 * i / max(1, n - 1)) for i, s in enumerate(res.sparsities)}
 
 
-def _bar_groups(ax, labels: list[str], values: dict[float, np.ndarray], colors: dict[float, Any],
-                fmt: Callable[[float], str] | None = None) -> list[np.ndarray]:
+def _bar_groups(
+    ax,
+    labels: list[str],
+    values: dict[float, np.ndarray],
+    colors: dict[float, Any],
+    fmt: Callable[[float], str] | None = None,
+) -> list[np.ndarray]:
     """Grouped bars: one group per label, one bar per sparsity; NaN bars read "n/a". Returns the bar centres."""
     width = 0.8 / max(1, len(values))
     centres = []
@@ -79,9 +92,21 @@ def _bar_groups(ax, labels: list[str], values: dict[float, np.ndarray], colors: 
 
 
 def _heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap: str) -> None:
-    sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".2f", vmin=vmin, vmax=vmax, cmap=cmap, square=True,
-                cbar_kws={"shrink": 0.8}, linewidths=0.5, linecolor="white",
-                xticklabels=list(matrix.columns), yticklabels=list(matrix.index))
+    sns.heatmap(
+        matrix.astype(float),
+        ax=ax,
+        annot=True,
+        fmt=".2f",
+        vmin=vmin,
+        vmax=vmax,
+        cmap=cmap,
+        square=True,
+        cbar_kws={"shrink": 0.8},
+        linewidths=0.5,
+        linecolor="white",
+        xticklabels=list(matrix.columns),
+        yticklabels=list(matrix.index),
+    )
     ax.set_title(title)
     ax.tick_params(axis="y", rotation=0)
     ax.grid(False)
@@ -122,8 +147,13 @@ def plot_relative_change(res: Results, task: str) -> Figure | None:
         return None
     sources, by, values = grouped
     fig, (ax,) = _figure(1, width=max(4.0, 1.2 * len(sources) + 1.5))
-    _bar_groups(ax, sources, {s: v * 100 for s, v in values.items()}, _sparsity_colors(res),
-                fmt=lambda y: f"{y:+.1f}".replace("-", "−") if np.isfinite(y) else "n/a")
+    _bar_groups(
+        ax,
+        sources,
+        {s: v * 100 for s, v in values.items()},
+        _sparsity_colors(res),
+        fmt=lambda y: f"{y:+.1f}".replace("-", "−") if np.isfinite(y) else "n/a",
+    )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.margins(y=0.15)
     ax.set_xlabel("source language")
@@ -244,8 +274,13 @@ def plot_overlap_vs_transfer(res: Results, task: str) -> Figure | None:
         label = f"{sp(sparsity)} (ρ = {num(rho[f'{sparsity:g}'], 2)})"
         ax.scatter(sub["jaccard"], sub["change"] * 100, color=colors[sparsity], label=label)
         for r in sub.itertuples():
-            ax.annotate(f"{r.source}→{r.target}", (r.jaccard, r.change * 100), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                f"{r.source}→{r.target}",
+                (r.jaccard, r.change * 100),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("Jaccard(s, t) of the IMP masks")
     ax.set_ylabel("transfer change (acc(s,t) − acc(t,t)) / acc(t,t) (%)")

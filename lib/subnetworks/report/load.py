@@ -18,16 +18,58 @@ from ..study.store import read_json
 
 METRICS = {"mlm": "masked-token accuracy", "seqcls": "accuracy", "tokcls": "entity F1"}
 COLUMNS = {  # the frames' columns when no run has finished
-    "data": ["task", "lang", "train", "test", "labels", "mean_tokens_train", "max_tokens_train", "unknown_token_rate",
-             "test_majority_rate"],
+    "data": [
+        "task",
+        "lang",
+        "train",
+        "test",
+        "labels",
+        "mean_tokens_train",
+        "max_tokens_train",
+        "unknown_token_rate",
+        "test_majority_rate",
+    ],
     "prune": ["task", "lang", "seed", "level", "sparsity", "density", "score"],
     "transfer": ["task", "source", "target", "mask", "sparsity", "seed", "score"],
-    "pairwise": ["task", "seed", "sparsity", "masks", "by", "group", "a", "b", "jaccard", "agreement",
-                 "random_jaccard", "random_agreement"],
-    "shared": ["task", "seed", "sparsity", "masks", "by", "group", "jaccard", "agreement", "kept_by_all",
-               "random_jaccard", "random_agreement"],
-    "controls": ["task", "seed", "sparsity", "lang", "control", "jaccard", "random_jaccard", "threshold",
-                 "ties_at_threshold", "control_ties_at_threshold"],
+    "pairwise": [
+        "task",
+        "seed",
+        "sparsity",
+        "masks",
+        "by",
+        "group",
+        "a",
+        "b",
+        "jaccard",
+        "agreement",
+        "random_jaccard",
+        "random_agreement",
+    ],
+    "shared": [
+        "task",
+        "seed",
+        "sparsity",
+        "masks",
+        "by",
+        "group",
+        "jaccard",
+        "agreement",
+        "kept_by_all",
+        "random_jaccard",
+        "random_agreement",
+    ],
+    "controls": [
+        "task",
+        "seed",
+        "sparsity",
+        "lang",
+        "control",
+        "jaccard",
+        "random_jaccard",
+        "threshold",
+        "ties_at_threshold",
+        "control_ties_at_threshold",
+    ],
 }
 OVERLAP_FILES = ("pairwise", "shared", "controls")
 TEXT_COLUMNS = {"group": str, "a": str, "b": str, "lang": str, "control": str, "masks": str}  # layer "0" stays "0"
@@ -82,15 +124,25 @@ def load_results(layout: Layout) -> Results:
         for name, new in _read_run(run).items():
             rows[name] += new
         if run.dir.file("timing.json").exists():
-            seconds.append({"stage": run.stage, "run": run.label,
-                            "seconds": run.dir.read_json("timing.json")["seconds"]})
+            seconds.append(
+                {"stage": run.stage, "run": run.label, "seconds": run.dir.read_json("timing.json")["seconds"]}
+            )
         if not env and run.dir.file("env.json").exists():
             env = run.dir.read_json("env.json")
-    frames = {name: pd.DataFrame(rows[name]) if rows[name] else pd.DataFrame(columns=columns)
-              for name, columns in COLUMNS.items()}
+    frames = {
+        name: pd.DataFrame(rows[name]) if rows[name] else pd.DataFrame(columns=columns)
+        for name, columns in COLUMNS.items()
+    }
     stage_seconds = pd.DataFrame(seconds, columns=["stage", "run", "seconds"])
-    return Results(layout, **frames, stage_seconds=stage_seconds, missing=missing, env=env,
-                   timings=_timings(layout), head_fit=_head_fit(layout))
+    return Results(
+        layout,
+        **frames,
+        stage_seconds=stage_seconds,
+        missing=missing,
+        env=env,
+        timings=_timings(layout),
+        head_fit=_head_fit(layout),
+    )
 
 
 def _read_run(run: Run) -> dict[str, list[dict]]:
@@ -116,10 +168,15 @@ def _csv_rows(path: Path) -> list[dict]:
 
 def _data_row(stats: dict[str, Any]) -> dict[str, Any]:
     return {
-        "task": stats["task"], "lang": stats["lang"], "train": stats["sizes"].get("train"),
-        "test": stats["sizes"].get("test"), "labels": len(stats.get("labels") or []),
-        "mean_tokens_train": stats["mean_tokens"].get("train"), "max_tokens_train": stats["max_tokens"].get("train"),
-        "unknown_token_rate": stats.get("unknown_token_rate"), "test_majority_rate": stats.get("test_majority_rate"),
+        "task": stats["task"],
+        "lang": stats["lang"],
+        "train": stats["sizes"].get("train"),
+        "test": stats["sizes"].get("test"),
+        "labels": len(stats.get("labels") or []),
+        "mean_tokens_train": stats["mean_tokens"].get("train"),
+        "max_tokens_train": stats["max_tokens"].get("train"),
+        "unknown_token_rate": stats.get("unknown_token_rate"),
+        "test_majority_rate": stats.get("test_majority_rate"),
     }
 
 

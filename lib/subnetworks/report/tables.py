@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,8 +52,10 @@ def transfer_matrix(rows: Iterable[dict], value: str = "score") -> pd.DataFrame:
         return pd.DataFrame()
     matrix = frame.pivot_table(index="source", columns="target", values=value, aggfunc="mean")
     langs = list(dict.fromkeys(list(frame["source"]) + list(frame["target"])))
-    return matrix.reindex(index=[lang for lang in langs if lang in matrix.index],
-                          columns=[lang for lang in langs if lang in matrix.columns])
+    return matrix.reindex(
+        index=[lang for lang in langs if lang in matrix.index],
+        columns=[lang for lang in langs if lang in matrix.columns],
+    )
 
 
 @_memo
@@ -83,8 +86,17 @@ def transfer_table(res: Results) -> pd.DataFrame:
                 for t in m.columns:
                     own = m.at[t, t] if t in m.index else math.nan
                     change = _ratio(m.at[s, t] - own, own) if s != t else 0.0
-                    rows.append({"task": task, "sparsity": sparsity, "source": s, "target": t, "score": m.at[s, t],
-                                 "own_score": own, "change": change})
+                    rows.append(
+                        {
+                            "task": task,
+                            "sparsity": sparsity,
+                            "source": s,
+                            "target": t,
+                            "score": m.at[s, t],
+                            "own_score": own,
+                            "change": change,
+                        }
+                    )
     return pd.DataFrame(rows, columns=["task", "sparsity", "source", "target", "score", "own_score", "change"])
 
 
@@ -98,8 +110,10 @@ def relative_change_table(res: Results) -> pd.DataFrame:
         langs = res.languages(task)
         for sparsity, m in transfer_matrices(res, task).items():
             change = dict(zip(langs, relative_change(m.reindex(index=langs, columns=langs).to_numpy(float))))
-            rows += [{"task": task, "sparsity": sparsity, "source": source, "relative_change": float(change[source])}
-                     for source in m.index]
+            rows += [
+                {"task": task, "sparsity": sparsity, "source": source, "relative_change": float(change[source])}
+                for source in m.index
+            ]
     return pd.DataFrame(rows, columns=["task", "sparsity", "source", "relative_change"])
 
 
@@ -154,8 +168,9 @@ def average_overlap_table(res: Results) -> pd.DataFrame:
     the same density (closed-form expectation and the measured random masks), and the overlap shared by all."""
     keys = ["task", "sparsity"]
     imp = _mean(_pairs(res), keys, ["jaccard", "random_jaccard", "agreement", "random_agreement"])
-    out = imp.rename(columns={"random_jaccard": "random_expected_jaccard",
-                              "random_agreement": "random_expected_agreement"})
+    out = imp.rename(
+        columns={"random_jaccard": "random_expected_jaccard", "random_agreement": "random_expected_agreement"}
+    )
     rnd = _mean(_pairs(res, masks="random"), keys, ["jaccard"]).rename(columns={"jaccard": "random_masks_jaccard"})
     s = res.shared
     shared = _mean(s[(s["by"] == "all") & (s["masks"] == "imp")], keys, ["jaccard", "kept_by_all", "random_jaccard"])
@@ -174,8 +189,10 @@ def overlap_by_group(res: Results, by: str) -> pd.DataFrame:
     imp = imp.rename(columns={"random_jaccard": "random_expected_jaccard"})
     rnd = _mean(_pairs(res, by, "random"), keys, ["jaccard"]).rename(columns={"jaccard": "random_masks_jaccard"})
     out = imp.merge(rnd, on=keys, how="left")
-    order = {"task": {t: i for i, t in enumerate(res.tasks)},
-             "group": {g: i for i, g in enumerate(group_order(out["group"], by))}}
+    order = {
+        "task": {t: i for i, t in enumerate(res.tasks)},
+        "group": {g: i for i, g in enumerate(group_order(out["group"], by))},
+    }
     out = out.sort_values(keys, key=lambda c: c.map(order[c.name]) if c.name in order else c, kind="stable")
     return out.reset_index(drop=True)
 
@@ -220,10 +237,22 @@ def correlation_table(ovt: pd.DataFrame) -> pd.DataFrame:
 def pretrained_control(controls: pd.DataFrame) -> pd.DataFrame:
     """The long controls.csv narrowed to the pre-trained-magnitude control, in the report's columns."""
     rows = controls[controls["control"] == PRETRAINED]
-    rows = rows.rename(columns={"jaccard": "jaccard_with_pretrained",
-                                "control_ties_at_threshold": "pretrained_ties_at_threshold"})
-    return rows[["task", "seed", "sparsity", "lang", "jaccard_with_pretrained", "random_jaccard", "threshold",
-                 "ties_at_threshold", "pretrained_ties_at_threshold"]]
+    rows = rows.rename(
+        columns={"jaccard": "jaccard_with_pretrained", "control_ties_at_threshold": "pretrained_ties_at_threshold"}
+    )
+    return rows[
+        [
+            "task",
+            "seed",
+            "sparsity",
+            "lang",
+            "jaccard_with_pretrained",
+            "random_jaccard",
+            "threshold",
+            "ties_at_threshold",
+            "pretrained_ties_at_threshold",
+        ]
+    ]
 
 
 @_memo

@@ -33,22 +33,38 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("params", help="params file, e.g. params/demo.yaml")
         p.add_argument("--artifacts", default="", help="artefacts directory (default: runtime.artifacts of the params)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a parameter, e.g. --set runtime.device=cpu (repeatable)")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a parameter, e.g. --set runtime.device=cpu (repeatable)",
+        )
         if name != "status":
             p.add_argument("--reports", default="", help="reports directory (default: runtime.reports_dir)")
         if name == "run":
-            p.add_argument("--executor", choices=("local", "slurm"), default="",
-                           help="local: here, one stage run after another; slurm: one Slurm job per stage run "
-                                "(default: runtime.executor, which defaults to local)")
+            p.add_argument(
+                "--executor",
+                choices=("local", "slurm"),
+                default="",
+                help="local: here, one stage run after another; slurm: one Slurm job per stage run "
+                "(default: runtime.executor, which defaults to local)",
+            )
             p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs and report how they ended")
-    cost = sub.add_parser("cost", help="optimiser steps and jobs of the study's grid, before it runs",
-                          description="optimiser steps and jobs of the study's grid, before it runs")
+    cost = sub.add_parser(
+        "cost",
+        help="optimiser steps and jobs of the study's grid, before it runs",
+        description="optimiser steps and jobs of the study's grid, before it runs",
+    )
     cost.add_argument("params", help="params file, e.g. params/paper.yaml")
     cost.add_argument("--artifacts", default="", help="artefacts directory (finished data stages give measured sizes)")
-    cost.add_argument("--seconds-per-example", type=float, default=0.0,
-                      help="training seconds per example at the study's sequence length (e.g. from benchmarks/): "
-                           "adds device hours")
+    cost.add_argument(
+        "--seconds-per-example",
+        type=float,
+        default=0.0,
+        help="training seconds per example at the study's sequence length (e.g. from benchmarks/): adds device hours",
+    )
     assets = sub.add_parser("smoke-assets", help="make the tiny model and data that params/smoke.yaml uses")
     assets.add_argument("--root", default=".cache/smoke", help="where to write them (default .cache/smoke)")
     assets.add_argument("--languages", nargs="+", default=["en", "ur", "zh"])
@@ -58,9 +74,14 @@ def _parser() -> argparse.ArgumentParser:
 def _print_cost(params: str, artifacts: str, seconds_per_example: float) -> None:
     layout = Layout(load_study(params), artifacts)
     jobs = grid_summary(stage_runs(layout, Path(params)))
-    print(f"{jobs['jobs']} Slurm jobs (stage runs and the report) in {jobs['sbatch_submissions']} submissions: "
-          f"{jobs['per_stage']}")
-    print(f"{'stage':<9} {'task':<6} {'runs':>5} {'steps':>12} {'examples':>14}" + ("  hours" if seconds_per_example else ""))
+    print(
+        f"{jobs['jobs']} Slurm jobs (stage runs and the report) in {jobs['sbatch_submissions']} submissions: "
+        f"{jobs['per_stage']}"
+    )
+    print(
+        f"{'stage':<9} {'task':<6} {'runs':>5} {'steps':>12} {'examples':>14}"
+        + ("  hours" if seconds_per_example else "")
+    )
     for c in grid_cost(layout):
         steps = f"{c.steps:,}" if c.steps is not None else "unknown"
         examples = f"{c.examples:,}" if c.examples is not None else "unknown"
@@ -92,8 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in make_smoke_assets(Path(args.root), args.languages).items():
                 print(f"{name}: {path}")
         elif args.command == "run":
-            run_study(args.params, args.artifacts, args.overrides, reports_dir=args.reports, executor=args.executor,
-                      wait=args.wait)
+            run_study(
+                args.params,
+                args.artifacts,
+                args.overrides,
+                reports_dir=args.reports,
+                executor=args.executor,
+                wait=args.wait,
+            )
         elif args.command == "cost":
             _print_cost(args.params, args.artifacts, args.seconds_per_example)
         elif args.command == "status":
@@ -104,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # after FileNotFoundError above: a full disk, a file size limit, an unwritable path
-        print(f"error: cannot write {err.filename or 'an artefact'}: {err.strerror or err}: free space there or "
-              "choose another --artifacts", file=sys.stderr)
+        print(
+            f"error: cannot write {err.filename or 'an artefact'}: {err.strerror or err}: free space there or "
+            "choose another --artifacts",
+            file=sys.stderr,
+        )
         return 2
     return 0

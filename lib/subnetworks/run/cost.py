@@ -77,8 +77,9 @@ def grid_cost(layout: Layout) -> list[StageCost]:
     return out
 
 
-def _stage(stage: str, task: str, runs: int, steps: list[int | None], repeats: int, cfg: TrainConfig,
-           unknown: tuple[str, ...]) -> StageCost:
+def _stage(
+    stage: str, task: str, runs: int, steps: list[int | None], repeats: int, cfg: TrainConfig, unknown: tuple[str, ...]
+) -> StageCost:
     """``steps`` of one pass, each done ``repeats`` times (IMP levels × seeds; sparsities × seeds)."""
     total = None if any(s is None for s in steps) else sum(steps) * repeats
     return StageCost(stage, task, runs, total, None if total is None else total * cfg.batch_size, unknown)

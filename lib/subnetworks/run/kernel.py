@@ -27,7 +27,7 @@ class SharedKernel:
     def __init__(self, threads: int = 0):
         self.threads = threads  # torch/OpenMP threads in the kernel; 0 = its default
 
-    def __enter__(self) -> "SharedKernel":
+    def __enter__(self) -> SharedKernel:
         env = dict(os.environ, **({"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}))
         # Unix sockets in a directory of this kernel's own (where the OS has them), not TCP ports: jupyter_client
         # picks free ports that the kernel binds a moment later, so kernels starting together on one node (workers,
@@ -37,7 +37,9 @@ class SharedKernel:
         sockets = {"transport": "ipc", "ip": os.path.join(self._sockets.name, "k")} if self._sockets else {}
         self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, **sockets)
         # no IPython history: a shared sqlite file that parallel kernels would lock, and one more write that can fail
-        run_sync(self.km.start_kernel)(cwd=str(repo_root()), env=env, extra_arguments=["--HistoryManager.enabled=False"])
+        run_sync(self.km.start_kernel)(
+            cwd=str(repo_root()), env=env, extra_arguments=["--HistoryManager.enabled=False"]
+        )
         self.kc = self.km.client()
         self.kc.start_channels()
         run_sync(self.kc.wait_for_ready)(timeout=120)
@@ -55,5 +57,6 @@ class SharedKernel:
         reset.metadata["kernelspec"] = {"name": KERNEL_NAME, "language": "python", "display_name": "Python 3"}
         common = {"kernel_name": KERNEL_NAME, "km": self.km, "kc": self.kc, "progress_bar": False}
         papermill.execute_notebook(reset, None, **common)
-        papermill.execute_notebook(str(source), str(output) if output else None, parameters=parameters,
-                                   cwd=str(repo_root()), **common)
+        papermill.execute_notebook(
+            str(source), str(output) if output else None, parameters=parameters, cwd=str(repo_root()), **common
+        )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..report import open_report, summary_section
 from ..study.layout import Layout
@@ -20,8 +21,16 @@ from .stage_runs import StageRun, stage_runs
 from .study_params import open_study
 
 
-def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = (), *,
-              reports_dir: str | Path = "", echo=print, executor: str = "", wait: bool = False) -> dict[str, Any]:
+def run_study(
+    params_file: str | Path,
+    artifacts: str | Path = "",
+    overrides: Iterable[str] = (),
+    *,
+    reports_dir: str | Path = "",
+    echo=print,
+    executor: str = "",
+    wait: bool = False,
+) -> dict[str, Any]:
     """The whole study: every unfinished stage run, then the report. Returns the timings it measured.
 
     ``executor`` (default ``runtime.executor``): ``local`` runs here; ``slurm`` submits jobs (see slurm.py) and,
@@ -36,8 +45,10 @@ def run_study(params_file: str | Path, artifacts: str | Path = "", overrides: It
         runs = stage_runs(layout, effective)
         todo = [r for r in runs if not r.finished]
         refuse_in_flight(todo)
-        echo(f"{len(runs)} stage runs, {len(runs) - len(todo)} already finished, {len(todo)} to run"
-             + (f" on {workers} workers" if workers > 1 and todo else ""))
+        echo(
+            f"{len(runs)} stage runs, {len(runs) - len(todo)} already finished, {len(todo)} to run"
+            + (f" on {workers} workers" if workers > 1 and todo else "")
+        )
         kernel = stack.enter_context(SharedKernel()) if workers == 1 or not todo else None
         timings = _execute(todo, [r.label for r in runs if r.finished], _threads(layout), echo, kernel, workers)
         kernel = kernel or stack.enter_context(SharedKernel())
@@ -68,8 +79,9 @@ def _threads(layout: Layout) -> int:
     return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
-def _execute(todo: list[StageRun], finished: list[str], threads: int, echo, kernel: SharedKernel | None,
-             workers: int) -> list[dict[str, Any]]:
+def _execute(
+    todo: list[StageRun], finished: list[str], threads: int, echo, kernel: SharedKernel | None, workers: int
+) -> list[dict[str, Any]]:
     timings = []
     for run, wall in execute_all(todo, finished, workers if todo else 1, threads, echo, kernel):
         timing = run.run_dir.read_json("timing.json") if run.run_dir.file("timing.json").exists() else {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import datasets
 import pandas as pd
@@ -33,7 +34,11 @@ def data_examples(run: RunDir, n: int = 5) -> pd.DataFrame:
 def levels_table(run: RunDir) -> pd.DataFrame:
     """One row per IMP level: sparsity, measured density, score and training cost."""
     levels = pd.DataFrame(run.read_json("metrics.json")["levels"])
-    columns = [c for c in ("level", "sparsity", "density", "score", "accuracy", "f1", "perplexity", "steps", "train_seconds") if c in levels]
+    columns = [
+        c
+        for c in ("level", "sparsity", "density", "score", "accuracy", "f1", "perplexity", "steps", "train_seconds")
+        if c in levels
+    ]
     return levels[columns].set_index("level")
 
 

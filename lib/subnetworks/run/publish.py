@@ -29,7 +29,9 @@ def render_report(layout: Layout, params_file: Path, kernel: SharedKernel, repor
         kernel.execute(NOTEBOOKS / "05_report.ipynb", executed, parameters)
     except papermill.PapermillExecutionError as err:
         raise StageFailed(f"report failed with {err.ename}: {err.evalue}\n  executed notebook: {executed}") from None
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+    )
     body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
     html = root / "report.html"
     atomic_write_bytes(html, body.encode("utf-8"))

@@ -6,14 +6,20 @@ from __future__ import annotations
 import queue
 import threading
 from collections import Counter
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .kernel import SharedKernel
 from .stage_runs import StageFailed, StageRun, execute
 
 
-def execute_all(todo: list[StageRun], finished: Iterable[str], workers: int, threads: int, echo=print,
-                kernel: SharedKernel | None = None) -> Iterator[tuple[StageRun, float]]:
+def execute_all(
+    todo: list[StageRun],
+    finished: Iterable[str],
+    workers: int,
+    threads: int,
+    echo=print,
+    kernel: SharedKernel | None = None,
+) -> Iterator[tuple[StageRun, float]]:
     """Run ``todo``, each run once the runs it needs are finished; yields (run, wall seconds) as they finish.
 
     One worker runs the plan's order in ``kernel``. Several workers are threads that each own a kernel (with

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..spec import ConfigError
 from ..study.layout import Layout
@@ -38,15 +39,23 @@ __all__ = ["EXECUTORS", "check_executor", "refuse_in_flight", "run_on_cluster"]
 
 def check_executor(name: str) -> str:
     if name not in EXECUTORS:
-        raise ConfigError(f"executor {name!r} is unknown: use one of {list(EXECUTORS)} "
-                          "(--executor or runtime.executor)")
+        raise ConfigError(
+            f"executor {name!r} is unknown: use one of {list(EXECUTORS)} (--executor or runtime.executor)"
+        )
     return name
 
 
-def run_on_cluster(layout: Layout, params_file: Path, *, cluster: str = "slurm", reports_dir: str | Path = "",
-                   wait: bool = False, echo: Callable[[str], None] = print,
-                   job_factory: Callable[[Any], Callable[[], Any]] = StageJob,
-                   poll_seconds: float | None = None) -> dict[str, Any]:
+def run_on_cluster(
+    layout: Layout,
+    params_file: Path,
+    *,
+    cluster: str = "slurm",
+    reports_dir: str | Path = "",
+    wait: bool = False,
+    echo: Callable[[str], None] = print,
+    job_factory: Callable[[Any], Callable[[], Any]] = StageJob,
+    poll_seconds: float | None = None,
+) -> dict[str, Any]:
     """Submit every unfinished stage run of the study (and the report) as jobs; with ``wait``, wait for them.
 
     Returns what it submitted; with ``wait`` also the final state of every run. Raises StageFailed when a job
@@ -61,23 +70,37 @@ def run_on_cluster(layout: Layout, params_file: Path, *, cluster: str = "slurm",
         report_busy = busy.pop(REPORT, None)
         todo = [r for r in runs if not r.finished and r.label not in busy]
         finished = sum(r.finished for r in runs)
-        echo(f"{len(runs)} stage runs, {finished} already finished, {len(busy)} queued or running on Slurm, "
-             f"{len(todo)} to submit")
+        echo(
+            f"{len(runs)} stage runs, {finished} already finished, {len(busy)} queued or running on Slurm, "
+            f"{len(todo)} to submit"
+        )
         summary: dict[str, Any] = {
-            "study": layout.study.name, "executor": "slurm", "cluster": cluster, "stage_runs": len(runs),
-            "finished_before": finished, "in_flight_before": len(busy), "submitted_runs": len(todo),
-            "submission": sub.submission, "folder": str(sub.folder),
+            "study": layout.study.name,
+            "executor": "slurm",
+            "cluster": cluster,
+            "stage_runs": len(runs),
+            "finished_before": finished,
+            "in_flight_before": len(busy),
+            "submitted_runs": len(todo),
+            "submission": sub.submission,
+            "folder": str(sub.folder),
         }
         if not todo and not busy and not report_busy:
             html = _report_here(layout, params_file, runs, reports_dir, echo)
-            summary.update(jobs_submitted=0, sbatch_submissions=0, report=str(html),
-                           total_seconds=time.perf_counter() - start)
+            summary.update(
+                jobs_submitted=0, sbatch_submissions=0, report=str(html), total_seconds=time.perf_counter() - start
+            )
             write_json(sub.record, summary)
             echo(f"done in {summary['total_seconds']:.1f} s; report: {html}")
             return summary
         known = _submit(sub, todo, report, busy, report_busy)
-        summary.update(jobs_submitted=len(sub.jobs), sbatch_submissions=len(sub.log), submissions=sub.log,
-                       report_job=known[REPORT], submit_seconds=time.perf_counter() - start)
+        summary.update(
+            jobs_submitted=len(sub.jobs),
+            sbatch_submissions=len(sub.log),
+            submissions=sub.log,
+            report_job=known[REPORT],
+            submit_seconds=time.perf_counter() - start,
+        )
     write_json(sub.record, summary)
     if not wait and cluster == "slurm":
         echo("follow them with: python -m subnetworks status <params>  (or squeue)")
@@ -85,8 +108,9 @@ def run_on_cluster(layout: Layout, params_file: Path, *, cluster: str = "slurm",
     return _wait(sub, runs, report, known, summary, start, poll_seconds or layout.study.runtime.slurm.poll_seconds)
 
 
-def _submit(sub: Submitter, todo: list[StageRun], report: StageRun, busy: dict[str, str],
-            report_busy: str | None) -> dict[str, str]:
+def _submit(
+    sub: Submitter, todo: list[StageRun], report: StageRun, busy: dict[str, str], report_busy: str | None
+) -> dict[str, str]:
     """Submit ``todo`` by groups, then the report (again, if runs were submitted after a queued one); returns
     label → job id of every job the study waits for."""
     known = dict(busy)
@@ -105,8 +129,15 @@ def _submit(sub: Submitter, todo: list[StageRun], report: StageRun, busy: dict[s
     return known
 
 
-def _wait(sub: Submitter, runs: list[StageRun], report: StageRun, known: dict[str, str], summary: dict[str, Any],
-          start: float, poll: float) -> dict[str, Any]:
+def _wait(
+    sub: Submitter,
+    runs: list[StageRun],
+    report: StageRun,
+    known: dict[str, str],
+    summary: dict[str, Any],
+    start: float,
+    poll: float,
+) -> dict[str, Any]:
     """Wait for the jobs, then record and check how every run ended."""
     if sub.cluster == "slurm":
         _wait_slurm(known, poll, sub.echo)
@@ -116,8 +147,9 @@ def _wait(sub: Submitter, runs: list[StageRun], report: StageRun, known: dict[st
         rows, failed = {}, _local_failures(sub.jobs)
     summary["total_seconds"] = time.perf_counter() - start
     summary["jobs"] = _job_results(sub)
-    summary["states"] = dict(Counter(("done" if r.finished else rows.get(r.label, {}).get("state", "left"))
-                                     for r in runs))
+    summary["states"] = dict(
+        Counter(("done" if r.finished else rows.get(r.label, {}).get("state", "left")) for r in runs)
+    )
     summary["failed"] = failed
     write_json(sub.record, summary)
     states = ", ".join(f"{n} {state}" for state, n in summary["states"].items())

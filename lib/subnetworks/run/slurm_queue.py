@@ -8,8 +8,9 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..study.store import LockedError, write_json
 from .stage_runs import FAILED
@@ -50,8 +51,13 @@ def accounting_states(job_ids: Iterable[str]) -> dict[str, str]:
     ids = sorted(set(job_ids))
     if not ids or shutil.which("sacct") is None:
         return {}
-    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)],
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if out.returncode != 0:
         return {}
     states = {}
@@ -73,15 +79,18 @@ def read_record(run_dir) -> dict[str, Any] | None:
 def write_record(run_dir, job, cluster: str, submission: str) -> None:
     old = read_record(run_dir) or {}
     history = list(old.get("history", [])) + ([old["job_id"]] if old.get("job_id") else [])
-    write_json(run_dir.file(JOB_FILE), {
-        "cluster": cluster,
-        "job_id": str(job.job_id),
-        "submission": submission,
-        "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "stdout": str(job.paths.stdout),
-        "stderr": str(job.paths.stderr),
-        "history": history[-20:],
-    })
+    write_json(
+        run_dir.file(JOB_FILE),
+        {
+            "cluster": cluster,
+            "job_id": str(job.job_id),
+            "submission": submission,
+            "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "stdout": str(job.paths.stdout),
+            "stderr": str(job.paths.stderr),
+            "history": history[-20:],
+        },
+    )
 
 
 def _slurm_records(runs: Iterable) -> dict[str, dict[str, Any]]:
@@ -109,8 +118,10 @@ def job_states(runs: Iterable) -> dict[str, dict[str, str]]:
     try:
         queue = queue_snapshot()
     except (SlurmError, OSError, subprocess.SubprocessError) as err:
-        return {label: {"state": "submitted", "detail": f"job {r['job_id']}; Slurm did not answer ({err})"}
-                for label, r in records.items()}
+        return {
+            label: {"state": "submitted", "detail": f"job {r['job_id']}; Slurm did not answer ({err})"}
+            for label, r in records.items()
+        }
     gone = [r["job_id"] for r in records.values() if r["job_id"] not in queue]
     final = accounting_states(gone)
     by_label = {run.label: run for run in runs}
@@ -158,5 +169,7 @@ def refuse_in_flight(runs: Iterable) -> None:
         return  # no Slurm here: the jobs on record cannot be running on this machine's artefacts
     if busy:
         some = ", ".join(f"{label} (job {job})" for label, job in list(busy.items())[:3])
-        raise LockedError(f"{len(busy)} stage runs are queued or running on Slurm, e.g. {some}: wait for them "
-                          "(python -m subnetworks status …) or scancel them before running locally")
+        raise LockedError(
+            f"{len(busy)} stage runs are queued or running on Slurm, e.g. {some}: wait for them "
+            "(python -m subnetworks status …) or scancel them before running locally"
+        )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import submitit
 
@@ -87,8 +88,15 @@ def first_line(err: BaseException) -> str:
 class Submitter:
     """Submits stage runs through a submitit executor: ``slurm`` (dependencies in Slurm) or ``local``."""
 
-    def __init__(self, layout: Layout, *, cluster: str = "slurm", folder: str | Path = "",
-                 echo: Callable[[str], None] = print, job_factory: Callable[[Any], Callable[[], Any]] = StageJob):
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        cluster: str = "slurm",
+        folder: str | Path = "",
+        echo: Callable[[str], None] = print,
+        job_factory: Callable[[Any], Callable[[], Any]] = StageJob,
+    ):
         self.layout = layout
         self.cluster = cluster
         self.cfg = layout.study.runtime.slurm

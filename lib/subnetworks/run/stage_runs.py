@@ -21,8 +21,13 @@ from ..study.store import RunDir
 from .kernel import SharedKernel
 
 NOTEBOOKS = repo_root() / "notebooks"
-NOTEBOOK_OF = {"data": "01_data", "prune": "02_prune", "transfer": "03_transfer", "overlap": "04_overlap",
-               "report": "05_report"}
+NOTEBOOK_OF = {
+    "data": "01_data",
+    "prune": "02_prune",
+    "transfer": "03_transfer",
+    "overlap": "04_overlap",
+    "report": "05_report",
+}
 EXECUTED = "notebook.ipynb"
 FAILED = "notebook.failed.ipynb"
 REPORT = "report"
@@ -78,8 +83,10 @@ def _notebook_params(run: Run, study: StudyConfig) -> dict[str, Any]:
 def stage_runs(layout: Layout, params_file: Path) -> list[StageRun]:
     """Every stage run of the study (the grid), in an order that respects dependencies."""
     base = {"params_file": str(params_file), "artifacts": str(layout.artifacts)}
-    return [StageRun(run.stage, {**base, **_notebook_params(run, layout.study)}, run.dir, run.label, run.after)
-            for run in Grid(layout)]
+    return [
+        StageRun(run.stage, {**base, **_notebook_params(run, layout.study)}, run.dir, run.label, run.after)
+        for run in Grid(layout)
+    ]
 
 
 def reports_dir(study: StudyConfig, override: str | Path = "") -> Path:
@@ -89,8 +96,11 @@ def reports_dir(study: StudyConfig, override: str | Path = "") -> Path:
 def report_run(layout: Layout, params_file: Path, runs: list[StageRun], reports: str | Path = "") -> StageRun:
     """The report as one more stage run: after every transfer and overlap run."""
     needs = tuple(r.label for r in runs if r.stage in ("transfer", "overlap"))
-    params = {"params_file": str(params_file), "artifacts": str(layout.artifacts),
-              "reports_dir": str(reports_dir(layout.study, reports))}
+    params = {
+        "params_file": str(params_file),
+        "artifacts": str(layout.artifacts),
+        "reports_dir": str(reports_dir(layout.study, reports)),
+    }
     return StageRun(REPORT, params, RunDir(layout.artifacts / REPORT), REPORT, needs)
 
 

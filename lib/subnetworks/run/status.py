@@ -3,8 +3,8 @@ Slurm's job states."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from filelock import FileLock, Timeout
 

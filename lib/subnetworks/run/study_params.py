@@ -4,8 +4,8 @@ kept once under the artefacts, so every stage notebook of one run sees exactly t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .. import demo  # noqa: F401  (registers the offline demo's model and data sources)
 from ..core.atomic import atomic_write_bytes
@@ -28,13 +28,15 @@ def effective_params(params_file: str | Path, artifacts: str | Path = "", overri
         try:
             atomic_write_bytes(target, text.encode("utf-8"))
         except OSError as err:
-            raise ArtifactError(f"cannot write the artefacts directory {target.parent}: {err.strerror}: "
-                                "choose another with --artifacts") from err
+            raise ArtifactError(
+                f"cannot write the artefacts directory {target.parent}: {err.strerror}: choose another with --artifacts"
+            ) from err
     return target
 
 
-def open_study(params_file: str | Path, artifacts: str | Path = "",
-               overrides: Iterable[str] = ()) -> tuple[Path, StudyConfig, Layout]:
+def open_study(
+    params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = ()
+) -> tuple[Path, StudyConfig, Layout]:
     """The effective params file of a run, its study, and the layout of its artefacts."""
     effective = effective_params(params_file, artifacts, overrides)
     _, study = load_params(effective)

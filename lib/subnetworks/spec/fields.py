@@ -11,8 +11,9 @@ import dataclasses
 import math
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -37,8 +38,14 @@ class Range:
         return " and ".join(p for p in (low, high) if p)
 
 
-def ranged(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-           high_open: bool = False) -> Any:
+def ranged(
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
     """A field whose numbers must lie in a range (checked by :func:`from_dict`)."""
     return dataclasses.field(default=default, metadata={"range": Range(low, high, low_open, high_open)})
 

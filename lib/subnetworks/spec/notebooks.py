@@ -7,8 +7,9 @@ and the study-level values (task, language, sparsity, seed) are checked against 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .fields import from_dict

@@ -8,8 +8,9 @@ language in transfer runs; overlapped across languages). ``prune.controls`` in p
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import torch
 

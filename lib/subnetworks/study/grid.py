@@ -7,8 +7,8 @@ the labels of the runs it needs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .layout import Layout
 from .store import RunDir
@@ -62,8 +62,15 @@ class Grid:
         for task in study.tasks:
             for lang in study.task_languages(task):
                 for seed in study.seeds:
-                    yield Run("prune", task, layout.prune_dir(task, lang, seed), prune_label(task, lang, seed), lang,
-                              seed, after=(_label("data", task, lang),))
+                    yield Run(
+                        "prune",
+                        task,
+                        layout.prune_dir(task, lang, seed),
+                        prune_label(task, lang, seed),
+                        lang,
+                        seed,
+                        after=(_label("data", task, lang),),
+                    )
         for task in study.tasks:
             langs = study.task_languages(task)
             for level in study.transfer_levels:
@@ -71,8 +78,16 @@ class Grid:
                     for seed in study.seeds:
                         needs = (prune_label(task, source, seed), *(_label("data", task, t) for t in langs))
                         label = _label("transfer", task, source, f"sp{study.sparsity_of(level):g}", f"seed{seed}")
-                        yield Run("transfer", task, layout.transfer_dir(task, source, level, seed), label, source,
-                                  seed, level, needs)
+                        yield Run(
+                            "transfer",
+                            task,
+                            layout.transfer_dir(task, source, level, seed),
+                            label,
+                            source,
+                            seed,
+                            level,
+                            needs,
+                        )
             prunes = tuple(prune_label(task, lang, seed) for lang in langs for seed in study.seeds)
             yield Run("overlap", task, layout.overlap_dir(task), _label("overlap", task), after=prunes)
 

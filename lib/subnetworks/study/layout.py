@@ -50,7 +50,9 @@ class Layout:
     @cache
     def data_key(self, task: str, lang: str) -> str:
         fields = {k: v for k, v in self._text_fields(task).items() if k != "languages"}  # one language's run
-        return run_key("data", STAGE_VERSIONS["data"], {"task": task, "lang": lang, **fields}, {"model": self.model_key})
+        return run_key(
+            "data", STAGE_VERSIONS["data"], {"task": task, "lang": lang, **fields}, {"model": self.model_key}
+        )
 
     @property
     def fits_mlm_head(self) -> bool:
@@ -74,9 +76,14 @@ class Layout:
     @cache
     def transfer_key(self, task: str, source: str, level: int) -> str:
         cfg = self.study.task(task)
-        fields = {"task": task, "source": source, "sparsity": self.study.sparsity_of(level),
-                  "train": cfg.transfer_train, "random_control": self.study.transfer.random_control,
-                  "targets": sorted(self.study.task_languages(task))}  # another language list is another run
+        fields = {
+            "task": task,
+            "source": source,
+            "sparsity": self.study.sparsity_of(level),
+            "train": cfg.transfer_train,
+            "random_control": self.study.transfer.random_control,
+            "targets": sorted(self.study.task_languages(task)),
+        }  # another language list is another run
         return run_key("transfer", STAGE_VERSIONS["transfer"], fields, {"prune": self.prune_key(task, source)})
 
     @cache

@@ -7,9 +7,10 @@ do). A source is looked up when a :class:`~.workspace.Workspace` is made, so a m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import datasets
 
@@ -47,8 +48,10 @@ def register_data_source(name: str, source: DataSource) -> None:
 
 def _lookup(registry: dict, name: str, where: str):
     if name not in registry:
-        raise ConfigError(f"{where} {name!r} is not a registered source: registered are {sorted(registry)} (the "
-                          "offline demo's register when subnetworks.demo is imported, as the CLI and notebooks do)")
+        raise ConfigError(
+            f"{where} {name!r} is not a registered source: registered are {sorted(registry)} (the "
+            "offline demo's register when subnetworks.demo is imported, as the CLI and notebooks do)"
+        )
     return registry[name]
 
 

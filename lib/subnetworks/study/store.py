@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -55,11 +56,11 @@ class RunDir:
     path: Path
 
     @classmethod
-    def at(cls, artifacts: Path | str, stage: str, task: str, unit: str, key: str, seed: int | None = None) -> "RunDir":
+    def at(cls, artifacts: Path | str, stage: str, task: str, unit: str, key: str, seed: int | None = None) -> RunDir:
         path = Path(artifacts) / stage / task / unit / f"{stage}_{key}"
         return cls(path / f"seed_{seed}" if seed is not None else path)
 
-    def sub(self, name: str) -> "RunDir":
+    def sub(self, name: str) -> RunDir:
         return RunDir(self.path / name)
 
     @property

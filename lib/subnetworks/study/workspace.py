@@ -34,18 +34,22 @@ class Workspace:
     _data: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def create(cls, study: StudyConfig, artifacts: str | Path = "") -> "Workspace":
+    def create(cls, study: StudyConfig, artifacts: str | Path = "") -> Workspace:
         """Check that the study's sources and controls are registered, and pick the device."""
         source = model_source(study.model.source)
         if study.model.mlm_head.max_steps and not source.fits_mlm_head:
-            raise ConfigError(f"model.mlm_head: model.source {study.model.source!r} does not fit MLM heads; "
-                              "set model.mlm_head.max_steps to 0")
+            raise ConfigError(
+                f"model.mlm_head: model.source {study.model.source!r} does not fit MLM heads; "
+                "set model.mlm_head.max_steps to 0"
+            )
         for name, task in study.tasks.items():
             has = data_source(name, task.source).languages
             missing = [lang for lang in study.task_languages(name) if has and lang not in has]
             if missing:
-                raise ConfigError(f"tasks.{name}: the {task.source} data has no {missing}: its languages are "
-                                  f"{list(has)}; list only those in languages (or in tasks.{name}.languages)")
+                raise ConfigError(
+                    f"tasks.{name}: the {task.source} data has no {missing}: its languages are "
+                    f"{list(has)}; list only those in languages (or in tasks.{name}.languages)"
+                )
         return cls(study, Layout(study, artifacts), pick_device(study.runtime.device), controls_of(study))
 
     @property
@@ -90,8 +94,13 @@ class Workspace:
         key = (kind, num_labels, seed)
         if key not in self._pretrained:
             self._pretrained.clear()
-            model = load_model(self.model_folder(kind), kind, num_labels=num_labels,
-                               revision=self.study.model.revision or None, head_seed=seed)
+            model = load_model(
+                self.model_folder(kind),
+                kind,
+                num_labels=num_labels,
+                revision=self.study.model.revision or None,
+                head_seed=seed,
+            )
             self._pretrained[key] = (model, {k: v.detach().clone() for k, v in model.state_dict().items()})
         model, theta0 = self._pretrained[key]
         model.load_state_dict(theta0)

@@ -40,8 +40,9 @@ def load_data(ws: Workspace, task: str, lang: str) -> tuple[datasets.DatasetDict
     return ws.encoded(task, lang)
 
 
-def _stats(task: str, lang: str, kind: str, raw: datasets.DatasetDict, encoded: datasets.DatasetDict,
-           tokenizer) -> dict[str, Any]:
+def _stats(
+    task: str, lang: str, kind: str, raw: datasets.DatasetDict, encoded: datasets.DatasetDict, tokenizer
+) -> dict[str, Any]:
     lengths = {s: [len(x) for x in encoded[s]["input_ids"]] for s in encoded}
     stats = {
         "task": task,

@@ -22,8 +22,16 @@ def pretrained_for(ws: Workspace, task: str, lang: str, seed: int) -> tuple[nn.M
     return ws.pretrained(ws.study.task(task).kind, len(stats["labels"]) or None, seed)
 
 
-def train_and_score(ws: Workspace, task: str, lang: str, seed: int, mask: Mask | None, train: TrainConfig,
-                    desc: str, model: nn.Module | None = None) -> dict[str, Any]:
+def train_and_score(
+    ws: Workspace,
+    task: str,
+    lang: str,
+    seed: int,
+    mask: Mask | None,
+    train: TrainConfig,
+    desc: str,
+    model: nn.Module | None = None,
+) -> dict[str, Any]:
     """``model`` (default: θ0 with a seeded head) with ``mask`` fine-tuned on ``lang`` and scored on its test split."""
     cfg = ws.study.task(task)
     encoded, stats = load_data(ws, task, lang)
@@ -32,10 +40,30 @@ def train_and_score(ws: Workspace, task: str, lang: str, seed: int, mask: Mask |
     if mask is not None:
         mask.validate_against(encoder_shapes(model), ws.study.model.name)
     collator = make_collator(cfg.kind, ws.tokenizer, cfg.mlm_probability)
-    result = finetune(model, cfg.kind, encoded["train"], collator, train, mask=mask, seed=seed, device=ws.device,
-                      word_embeddings=ws.family(model).word_embeddings, progress=ws.progress, desc=desc)
-    metrics = evaluate(model, cfg.kind, encoded["test"], collator, labels=stats["labels"], device=ws.device,
-                       batch_size=ws.study.runtime.eval_batch_size, mask_seed=seed, progress=ws.progress)
+    result = finetune(
+        model,
+        cfg.kind,
+        encoded["train"],
+        collator,
+        train,
+        mask=mask,
+        seed=seed,
+        device=ws.device,
+        word_embeddings=ws.family(model).word_embeddings,
+        progress=ws.progress,
+        desc=desc,
+    )
+    metrics = evaluate(
+        model,
+        cfg.kind,
+        encoded["test"],
+        collator,
+        labels=stats["labels"],
+        device=ws.device,
+        batch_size=ws.study.runtime.eval_batch_size,
+        mask_seed=seed,
+        progress=ws.progress,
+    )
     metrics.update(steps=result.steps, train_seconds=round(result.seconds, 3), final_loss=result.final_loss)
     metrics["density"] = mask.density if mask is not None else 1.0
     return metrics

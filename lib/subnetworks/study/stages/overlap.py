@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from ...core.maskio import read_metadata
 from ...core.overlap import PackedMasks, pairwise, shared_by_all
 from ...nn.families import FAMILIES, EncoderFamily, resolve_family
-from ..layout import IMP
 from ..environment import environment
+from ..layout import IMP
 from ..store import RunDir
 from ..workspace import Workspace
 
@@ -41,7 +41,9 @@ def run_overlap(ws: Workspace, task: str) -> RunDir:
             imp = {lang: layout.mask_path(task, lang, seed, level) for lang in langs}
             groupings = _groupings(ws, imp[langs[0]])
             for kind in across:
-                packed = PackedMasks.from_files({lang: layout.mask_path(task, lang, seed, level, kind) for lang in langs})
+                packed = PackedMasks.from_files(
+                    {lang: layout.mask_path(task, lang, seed, level, kind) for lang in langs}
+                )
                 for by, key in groupings.items():
                     tables["pairwise"] += [{**tag, "masks": kind, "by": by, **r} for r in pairwise(packed, key)]
                     tables["shared"] += [{**tag, "masks": kind, "by": by, **r} for r in shared_by_all(packed, key)]
@@ -67,11 +69,16 @@ def _against_controls(imp: Path, controls: dict[str, Path]) -> list[dict]:
     meta = read_metadata(imp)
     rows = []
     for name, path in controls.items():
-        rows.append({"control": name, "jaccard": with_imp[name]["jaccard"],
-                     "random_jaccard": with_imp[name]["random_jaccard"],
-                     "threshold": float(meta.get("threshold", "nan")),
-                     "ties_at_threshold": int(meta.get("ties_at_threshold", 0)),
-                     "control_ties_at_threshold": int(read_metadata(path).get("ties_at_threshold", 0))})
+        rows.append(
+            {
+                "control": name,
+                "jaccard": with_imp[name]["jaccard"],
+                "random_jaccard": with_imp[name]["random_jaccard"],
+                "threshold": float(meta.get("threshold", "nan")),
+                "ties_at_threshold": int(meta.get("ties_at_threshold", 0)),
+                "control_ties_at_threshold": int(read_metadata(path).get("ties_at_threshold", 0)),
+            }
+        )
     return rows
 
 

@@ -25,8 +25,8 @@ from ...core.prune import magnitude_prune, select_prunable
 from ...nn.families import EncoderFamily
 from ...nn.models import encoder_parameters, encoder_shapes, model_type
 from ..controls import ControlInputs
-from ..layout import IMP, level_name, mask_file
 from ..environment import environment
+from ..layout import IMP, level_name, mask_file
 from ..store import DONE, ArtifactError, RunDir
 from ..workspace import Workspace
 from .finetune import pretrained_for, train_and_score
@@ -44,7 +44,7 @@ class _Imp:
     theta0: dict
 
     @classmethod
-    def open(cls, ws: Workspace, task: str, lang: str, seed: int) -> "_Imp":
+    def open(cls, ws: Workspace, task: str, lang: str, seed: int) -> _Imp:
         model, theta0 = pretrained_for(ws, task, lang, seed)
         return cls(ws, task, lang, seed, model, theta0)
 
@@ -149,8 +149,14 @@ def _train(imp: _Imp, level: int) -> dict:
         _load_head(imp.model, imp.level(level - 1).file("head.safetensors"))
     sparsity = imp.ws.study.sparsity_of(level)
     metrics = train_and_score(
-        imp.ws, imp.task, imp.lang, imp.seed, None if level == 0 else mask, imp.ws.study.task(imp.task).imp_train,
-        desc=f"IMP {imp.task}/{imp.lang} level {level} ({sparsity:.0%})", model=imp.model,
+        imp.ws,
+        imp.task,
+        imp.lang,
+        imp.seed,
+        None if level == 0 else mask,
+        imp.ws.study.task(imp.task).imp_train,
+        desc=f"IMP {imp.task}/{imp.lang} level {level} ({sparsity:.0%})",
+        model=imp.model,
     )
     return {**metrics, "level": level, "sparsity": sparsity}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from ...core.maskio import load_mask
-from ..layout import IMP, level_name
 from ..environment import environment
+from ..layout import IMP, level_name
 from ..store import RunDir
 from ..workspace import Workspace
 from .finetune import train_and_score
@@ -31,8 +31,9 @@ def run_transfer(ws: Workspace, task: str, source: str, level: int, seed: int) -
     return run
 
 
-def _transfer_target(ws: Workspace, run: RunDir, task: str, source: str, level: int, seed: int, kind: str,
-                     target: str) -> dict:
+def _transfer_target(
+    ws: Workspace, run: RunDir, task: str, source: str, level: int, seed: int, kind: str, target: str
+) -> dict:
     """One mask fine-tuned and scored on one target, unless that sub-run finished before."""
     sub = run.sub(f"{kind}_to_{target}")
     if not sub.done:
@@ -44,8 +45,9 @@ def _transfer_target(ws: Workspace, run: RunDir, task: str, source: str, level: 
             metrics = {**imp_level.read_json("metrics.json"), "reused_from": str(imp_level.path)}
         else:
             mask = load_mask(ws.layout.mask_path(task, source, seed, level, kind))
-            metrics = train_and_score(ws, task, target, seed, mask, cfg.transfer_train,
-                                      desc=f"{task} {source}→{target} {kind} {sparsity:.0%}")
+            metrics = train_and_score(
+                ws, task, target, seed, mask, cfg.transfer_train, desc=f"{task} {source}→{target} {kind} {sparsity:.0%}"
+            )
         metrics.update(source=source, target=target, mask=kind, sparsity=sparsity, seed=seed)
         sub.write_json("metrics.json", metrics)
         sub.mark_done()
