@@ -2,7 +2,8 @@
 """The project's two commands, runnable on a fresh machine with only Python 3:
 
     python3 make.py study    # set up, then run the whole study on the embedded offline demo -> reports/report.html
-    python3 make.py test     # set up, then run the test suite
+    python3 make.py test     # set up, then lint (ruff check, ruff format --check) and run the test suite
+    python3 make.py lint     # set up, then only the lint
     python3 make.py bench    # set up, then run the benchmarks
 
 Setup creates (or reuses) ``.venv``, installs ``torch==2.13.0`` first (a CPU build; an unpinned torch would pull
@@ -51,13 +52,27 @@ def setup() -> None:
     STAMP.write_text(_fingerprint())
 
 
+def lint() -> int:
+    """ruff's lint and format check over the tree (settings in pyproject.toml); 0 when both pass."""
+    ruff = str(VENV / "bin" / "ruff")
+    for cmd in ([ruff, "check", "."], [ruff, "format", "--check", "."]):
+        print("+", " ".join(cmd), flush=True)
+        if subprocess.call(cmd, cwd=ROOT):
+            return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
-    if command not in ("study", "test", "bench"):
+    if command not in ("study", "test", "lint", "bench"):
         print(__doc__)
         return 0 if command == "help" else 2
     setup()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if command in ("test", "lint") and lint():
+        return 1
+    if command == "lint":
+        return 0
     if command == "study":
         cmd = [str(PYTHON), "-m", "subnetworks", "run", "params/demo.yaml", *argv[1:]]
     elif command == "test":

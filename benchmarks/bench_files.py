@@ -42,7 +42,8 @@ def run(models: list[str], quick: bool, log=print) -> list[Row]:
                 "≤ 0.13 of bool",
                 size["ours"] / size["bool"] <= 0.13,
                 note=(
-                    f"{MODEL_LABELS[key]}: {mask.numel / 1e6:.1f}M weights; ours/float32 = {size['ours'] / size['float32']:.4f}; "
+                    f"{MODEL_LABELS[key]}: {mask.numel / 1e6:.1f}M weights; ours/float32 = "
+                    f"{size['ours'] / size['float32']:.4f}; "
                     "round trip checked"
                 ),
                 detail={"bytes": size, "weights": mask.numel},

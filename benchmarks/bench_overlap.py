@@ -1,6 +1,7 @@
 """All pairwise overlaps (Jaccard and agreement) among 54 masks (9 languages × 6 levels, say) of a model shape:
-packed bits the way the pipeline's overlap stage does it (mask files written by :func:`subnetworks.core.maskio.save_mask`
-→ :meth:`subnetworks.core.overlap.PackedMasks.from_files` → :func:`subnetworks.core.overlap.pairwise`) vs bool tensors.
+packed bits the way the pipeline's overlap stage does it (mask files written by
+:func:`subnetworks.core.maskio.save_mask` → :meth:`subnetworks.core.overlap.PackedMasks.from_files` →
+:func:`subnetworks.core.overlap.pairwise`) vs bool tensors.
 
 The bool-tensor way is timed on a few pairs and extrapolated to all pairs (it would take most of an hour
 otherwise). It is given its best chance: one ``torch.count_nonzero(a & b)`` per tensor, union and agreement
@@ -17,6 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -118,11 +120,13 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: i
         n = masks[labels[0]].numel
 
         # in memory: PackedMasks.pack + pairwise over all prunable tensors
-        mem, packed = packed_phases(lambda: PackedMasks.pack(masks), ("all",), repeats, warmup)
+        mem, packed = packed_phases(lambda masks=masks: PackedMasks.pack(masks), ("all",), repeats, warmup)
         # ours, the overlap stage's way: from the mask files, then its three groupings on one PackedMasks
         with tempfile.TemporaryDirectory() as tmp:
             paths = mask_files(masks, Path(tmp), key)
-            files, from_files = packed_phases(lambda: PackedMasks.from_files(paths), GROUPINGS, repeats, warmup)
+            files, from_files = packed_phases(
+                lambda paths=paths: PackedMasks.from_files(paths), GROUPINGS, repeats, warmup
+            )
             start = time.perf_counter()
             loaded = {lab: load_mask(p) for lab, p in paths.items()}
             t_load = time.perf_counter() - start  # the bool-tensor way's first step from the same files
@@ -136,9 +140,11 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: i
         # the bool-tensor way on a few pairs; the first pair is a warm-up
         kept = {lab: masks[lab].kept for lab in labels}
         pairs = [(labels[i], labels[(i * 7 + 3) % N_MASKS]) for i in range(bool_pairs + 1)]
-        strong = [
-            timed(lambda p=p: bool_pair(masks[p[0]], masks[p[1]], kept[p[0]], kept[p[1]], n), 1, 0)[0] for p in pairs
-        ][1:]
+
+        def pair(p, masks=masks, kept=kept, n=n):
+            return bool_pair(masks[p[0]], masks[p[1]], kept[p[0]], kept[p[1]], n)
+
+        strong = [timed(partial(pair, p), 1, 0)[0] for p in pairs][1:]
         a, b = sorted(pairs[1])
         row = next(r for r in pairwise(packed) if (r["a"], r["b"]) == (a, b))
         jac_ab, agr_ab = bool_pair(masks[a], masks[b], kept[a], kept[b], n)
@@ -148,7 +154,8 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, bool_pairs: i
 
         speed, total = _rows(key, n, mem, files, t_load, strong, fused)
         log(
-            f"  overlap [{key}] {N_MASKS} masks × {n / 1e6:.1f}M: ours {speed.ours}, bool tensors {speed.baseline}; {total.note}"
+            f"  overlap [{key}] {N_MASKS} masks × {n / 1e6:.1f}M: ours {speed.ours}, bool tensors "
+            f"{speed.baseline}; {total.note}"
         )
         rows += [speed, total]
         del masks, packed, from_files

@@ -69,7 +69,8 @@ def run(path: str | Path | None, log=print) -> list[Row]:
                 ratio,
                 "—",
                 None,
-                note=f"study {r.get('study', '?')!r}, {r.get('stage_runs', '?')} stage runs all skipped; {source} ({r['_file']})",
+                note=f"study {r.get('study', '?')!r}, {r.get('stage_runs', '?')} stage runs all skipped; "
+                f"{source} ({r['_file']})",
                 detail={"rerun": r, "full": f},
             )
         )

@@ -117,7 +117,7 @@ def _spawn(jobs: list[dict], repeats: int, warmup: int) -> list[dict]:
     spec = json.dumps({"jobs": jobs, "repeats": repeats, "warmup": warmup})
     cmd = [sys.executable, "-m", "benchmarks.bench_prune", "--child"]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch_threads())}
-    done = subprocess.run(cmd, cwd=REPO, input=spec, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, cwd=REPO, input=spec, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"prune child {[(j['model'], j['method']) for j in jobs]} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -143,7 +143,10 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, log=print) ->
                 )
         label = MODEL_LABELS[key]
         n = res["ours"]["weights"]
-        base_note = f"{label}: {n / 1e6:.1f}M prunable weights ({mbytes(wbytes)} fp32), {START:.0%} → {TARGET:.0%}; all methods return the same mask"
+        base_note = (
+            f"{label}: {n / 1e6:.1f}M prunable weights ({mbytes(wbytes)} fp32), {START:.0%} → {TARGET:.0%}; "
+            "all methods return the same mask"
+        )
         rows.append(
             Row(
                 "prune_time",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import gc
 import time
+from functools import partial
 
 import torch
 
@@ -74,7 +75,8 @@ def apply_variants(
 
 
 class Trainer:
-    """One model, its AdamW (built by the trainer's own ``_optimizer``) and LR schedule; ``step()`` = one finetune step."""
+    """One model, its AdamW (built by the trainer's own ``_optimizer``) and LR schedule; ``step()`` = one "
+    "finetune step."""
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, batch: dict[str, torch.Tensor]):
         self.model = model.train()
@@ -156,11 +158,12 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
         apply_mask(params, multipliers)
         plain = Trainer(model, cfg, twin.batch)
         log(f"  step [{key}] batch {batch}×{seq}, {len(names)} prunable tensors, {mask.numel / 1e6:.1f}M weights")
+        reapply = partial(apply_mask, params, multipliers)
         times = interleaved(
             {
-                "dense": lambda: plain.step(tag="dense "),
-                "masked": lambda: plain.step(lambda: apply_mask(params, multipliers), tag="masked "),
-                "hooks": lambda: twin.step(tag="hooks "),
+                "dense": partial(plain.step, tag="dense "),
+                "masked": partial(plain.step, reapply, tag="masked "),
+                "hooks": partial(twin.step, tag="hooks "),
             },
             repeats,
             warmup,
@@ -200,9 +203,12 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
                 "≤ 1.03",
                 paired <= 1.03,
                 note=(
-                    f"{label}, batch {batch}×{seq}, {KIND}, {SPARSITY:.0%} mask. Ratio = (dense step + apply_mask) / dense step, "
-                    f"both timed in the same interleaved steps (the only difference between the two steps); the ratio of "
-                    f"whole-step medians is {direct:.3f} ({seconds(med['masked'])} / {seconds(med['dense'])}), noisier. "
+                    f"{label}, batch {batch}×{seq}, {KIND}, {SPARSITY:.0%} mask. Ratio = (dense step + "
+                    "apply_mask) / dense step, "
+                    "both timed in the same interleaved steps (the only difference between the two steps); the "
+                    "ratio of "
+                    f"whole-step medians is {direct:.3f} ({seconds(med['masked'])} / {seconds(med['dense'])}), "
+                    "noisier. "
                     f"apply_mask multiplies each weight by its mask_multipliers (the mask in the weight's dtype, made "
                     f"once per run, as finetune does). Alone, interleaved: "
                     + ", ".join(f"{k} {seconds(v)}" for k, v in variants.items())
@@ -225,11 +231,14 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
                 (med["masked"] / med["hooks"] <= 0.70) if key == "mbert" else None,
                 note=(
                     f"{label}, batch {batch}×{seq}; hook step: forward+backward "
-                    f"{seconds(phases['hooks forward+backward'])}, optimizer {seconds(phases['hooks optimizer'])}; ours: "
+                    f"{seconds(phases['hooks forward+backward'])}, optimizer "
+                    f"{seconds(phases['hooks optimizer'])}; ours: "
                     f"forward+backward {seconds(phases['masked forward+backward'])}, optimizer "
-                    f"{seconds(phases['masked optimizer'])}, apply_mask {seconds(t_mask)}. Even a free mask gives at best "
+                    f"{seconds(phases['masked optimizer'])}, apply_mask {seconds(t_mask)}. Even a free mask "
+                    "gives at best "
                     f"dense/hooks = {best:.3f}. "
-                    f"Paired: the hooks' own work, timed alone, is {seconds(extra['pre-hooks'])} of pre-hook products + "
+                    f"Paired: the hooks' own work, timed alone, is {seconds(extra['pre-hooks'])} of pre-hook "
+                    "products + "
                     f"{seconds(extra['backward products'])} of gradient×mask a step, so hook step ≈ dense + "
                     f"{sum(extra.values()) / med['dense']:.1%} and ours/hooks ≈ "
                     f"{(med['dense'] + t_mask) / hooks_paired:.3f}"

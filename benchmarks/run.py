@@ -39,7 +39,8 @@ def table(rows: list[Row]) -> str:
     lines = ["| # | Benchmark | Model | Ours | Baseline | Ratio | Target | Met |", "|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows, 1):
         lines.append(
-            f"| {i} | {r.title} | {r.model or '—'} | {r.ours} | {r.baseline or '—'} | {_fmt_ratio(r)} | {r.target} | {_fmt_met(r)} |"
+            f"| {i} | {r.title} | {r.model or '—'} | {r.ours} | {r.baseline or '—'} | {_fmt_ratio(r)} | "
+            f"{r.target} | {_fmt_met(r)} |"
         )
     return "\n".join(lines)
 

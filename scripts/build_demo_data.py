@@ -28,7 +28,8 @@ placeables, term references and message references stay visible as ``{ $name }``
 
 Language codes are the paper's: ar de en fa fr hi ru ur zh (en from en-GB, hi from hi-IN, zh from zh-CN).
 
-Usage: ``python scripts/build_demo_data.py [--out data/demo] [--debs DIR]`` (``--debs`` reuses already downloaded .debs).
+Usage: ``python scripts/build_demo_data.py [--out data/demo] [--debs DIR]``
+(``--debs`` reuses already downloaded .debs).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ LOCALES: dict[str, tuple[str, str, str | None]] = {
 LANGUAGES = tuple(LOCALES)
 ISO_CODES_PACKAGE = "iso-codes"
 
-# Longest string kept (characters, after cleaning): the demo wants short UI sentences; this drops a few long policy texts.
+# Longest string kept (characters, after cleaning): the demo wants short UI sentences; this drops a few long policy
+# texts.
 MAX_CHARS = 300
 # Locales whose script never legitimately equals the English string: an identical string there is an untranslated
 # fallback (hi-IN and ur ship many), so such ids are left out of the parallel corpus.
@@ -299,8 +301,8 @@ def parse_fluent(text: str) -> list[tuple[str, str | None, str]]:
     Terms keep their leading ``-`` (``-brand-short-name``); term attributes (``.gender`` and the like, never displayed)
     are dropped. Values: select expressions resolved to their default variant (``*[other]``), string literals inlined,
     ``NUMBER($n)``-style calls rendered as their argument, variables / terms / message references kept as
-    ``{ $name }`` / ``{ -term }`` / ``{ message }``; multi-line values keep their line breaks. Entries that fail to parse
-    are skipped (Fluent junk).
+    ``{ $name }`` / ``{ -term }`` / ``{ message }``; multi-line values keep their line breaks. Entries that fail to
+    parse are skipped (Fluent junk).
     """
     out: list[tuple[str, str | None, str]] = []
     for block in _entry_blocks(text):
@@ -646,7 +648,7 @@ def collect(debs: dict[str, Path], work: Path) -> dict[str, Any]:
     credits = {lang: credited_people(read_xpi_manifest(xpi).get("author", "")) for lang, xpi in xpis.items()}
     messages: dict[str, dict[str, str]] = {}
     names: dict[str, list[dict[str, str]]] = {}
-    for lang, (package, locale, mo_dir) in LOCALES.items():
+    for lang, (_, locale, mo_dir) in LOCALES.items():
         rows = messages_from_ftl(read_xpi_ftl(xpis[lang], locale))
         messages[lang] = {r["id"]: r["text"] for r in rows}
         translations = None

@@ -11,6 +11,7 @@ import torch
 from subnetworks.demo.smoke import tiny_bert_config, tiny_tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))  # the kill harness: a test tool with a CLI of its own
+sys.path.insert(0, str(Path(__file__).parents[1]))  # the benchmarks package, which its test runs
 
 LANGS = ["en", "ur"]
 # fixtures that build a whole study (through the CLI, the kill harness, Slurm or the stage functions): every test

@@ -4,22 +4,16 @@ The optional numba kernel it times for information gives exactly the lib's inter
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks import bench_pipeline, bench_step  # noqa: E402
+from benchmarks import bench_pipeline, bench_step
 from benchmarks import run as bench_run
-from benchmarks.bench_overlap import random_masks  # noqa: E402
-from benchmarks.common import prunable_shapes  # noqa: E402
-from benchmarks.prototypes import pairwise_counts_numba  # noqa: E402
-from subnetworks.core.overlap import PackedMasks, intersections  # noqa: E402
+from benchmarks.bench_overlap import random_masks
+from benchmarks.common import prunable_shapes
+from benchmarks.prototypes import pairwise_counts_numba
+from subnetworks.core.overlap import PackedMasks, intersections
 
 PER_MODEL = (
     "step_vs_dense",

@@ -1,9 +1,9 @@
 """Reliability: killed runs lose nothing, identical seeds give identical results, every bad input gets one clear error,
 and no load path can unpickle.
 
-* Faults: the kill harness (``tests/support/kill_harness.py``; its fast version here, 3 kills; the full one, 20 kills,
-  is ``.venv/bin/python tests/support/kill_harness.py --kills 20 --seed 0``), half-written artefacts, a second ``run`` on the
-  same artefacts (inside the harness), a full disk and an unusable artefacts directory.
+* Faults: the kill harness (``tests/support/kill_harness.py``; its fast version here, 3 kills; the full one, 20
+  kills, is ``.venv/bin/python tests/support/kill_harness.py --kills 20 --seed 0``), half-written artefacts, a second
+  ``run`` on the same artefacts (inside the harness), a full disk and an unusable artefacts directory.
 * Determinism: same seed → bit-identical masks and metrics (here in-process, and across kills in the harness);
   different seeds → different masks.
 * Bad input: ``BAD_PARAMS`` drives the real CLI (``subnetworks.cli.main``, what ``python -m subnetworks`` runs; one
@@ -143,6 +143,7 @@ def test_damaged_finished_run_is_one_error_naming_the_file_and_its_done(killed):
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and "Traceback (most recent call last)" not in out.stderr, out.stderr[-3000:]
@@ -267,7 +268,7 @@ def test_disk_full_at_any_write_leaves_no_partial_run_done(tiny_study, tmp_path,
     for attempt in range(40):
         fail_at, calls = 2 * attempt + 1, [0]
 
-        def replace(src, dst, *args, **kwargs):
+        def replace(src, dst, *args, calls=calls, fail_at=fail_at, **kwargs):
             calls[0] += 1
             if calls[0] == fail_at:
                 raise OSError(errno.ENOSPC, "No space left on device", str(dst))
@@ -309,6 +310,7 @@ def test_disk_full_through_the_cli_is_one_clear_error(tiny_study, tmp_path):
         text=True,
         timeout=600,
         preexec_fn=_fill_disk,
+        check=False,
     )
     assert not _dones(art) or check_finished(art) == []
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
@@ -556,6 +558,7 @@ def test_bad_params_through_the_real_process(tiny_study, tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
@@ -577,6 +580,7 @@ def test_hub_model_offline_is_one_error_naming_the_offline_demo(tiny_study, tmp_
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and "Traceback (most recent call last)" not in out.stderr, out.stderr[-3000:]

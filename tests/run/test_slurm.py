@@ -345,14 +345,18 @@ def _slurm_env() -> tuple[dict[str, str] | None, str, bool]:
     conf = Path(os.environ.get("LOCAL_SLURM_DIR", "/var/tmp/subnetworks-slurm")) / "slurm.conf"
     env = dict(ENV, SLURM_CONF=str(conf))
     if shutil.which("sinfo") and conf.exists():
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
         if out.returncode == 0 and re.match(r"(idle|mixed|allocated)", out.stdout.strip()):
             return env, "", False
     if not shutil.which("slurmctld") or not shutil.which("munged"):
         return None, "slurm-wlm and munge are not installed: run `sudo scripts/local_slurm.sh start` first", False
     if os.geteuid() != 0:
         return None, "no local Slurm runs, and starting one needs root: run `sudo scripts/local_slurm.sh start`", False
-    out = subprocess.run([str(SCRIPT), "start", "--no-install"], capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [str(SCRIPT), "start", "--no-install"], capture_output=True, text=True, timeout=180, check=False
+    )
     if out.returncode != 0:
         return None, f"scripts/local_slurm.sh start failed: {out.stderr.strip()[-500:]}", False
     conf = out.stdout.strip().splitlines()[-1].split("=", 1)[1]
@@ -361,7 +365,13 @@ def _slurm_env() -> tuple[dict[str, str] | None, str, bool]:
 
 def _cli(env, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "subnetworks", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "subnetworks", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -454,7 +464,9 @@ def slurm_study(request, tmp_path_factory):
         out["prune_job"] = job_id
         # Slurm holds a requeued job back for two minutes (Reason=BeginTime); let it start at once
         for _ in range(600):
-            show = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True).stdout
+            show = subprocess.run(
+                ["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True, check=False
+            ).stdout
             if "JobState=PENDING" in show and re.search(r"Restarts=[1-9]", show):
                 out["requeued_as"] = re.search(r"JobState=\S+ Reason=\S+", show).group(0)
                 subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], env=env, check=True)
@@ -465,7 +477,7 @@ def slurm_study(request, tmp_path_factory):
         # 5. run again while the jobs run: nothing is submitted, it waits for the jobs in flight
         out["waiting"] = timed("5_second_submission_waits", "run", str(params), "--executor", "slurm", "--wait")
         out["restarts"] = subprocess.run(
-            ["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True
+            ["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True, check=False
         ).stdout
         # 6. everything finished: a third submission submits nothing
         out["third"] = timed("6_third_submission", "run", str(params), "--executor", "slurm", "--wait")
@@ -483,7 +495,7 @@ def slurm_study(request, tmp_path_factory):
             runs = {k: v.stdout + v.stderr for k, v in out.items() if isinstance(v, subprocess.CompletedProcess)}
             Path(report).write_text(json.dumps({"times": times, **plain, **runs}, indent=2, default=str))
         if started:
-            subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=120)
+            subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=120, check=False)
 
 
 def _submissions(root: Path) -> list[dict]:

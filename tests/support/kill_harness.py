@@ -593,7 +593,13 @@ class Harness:
             before = finished_files(self.killed)
             t = time.monotonic()
             second = subprocess.run(
-                self._cmd("killed"), cwd=ROOT, env=self._env("killed"), capture_output=True, text=True, timeout=300
+                self._cmd("killed"),
+                cwd=ROOT,
+                env=self._env("killed"),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
             )
             seconds = time.monotonic() - t
             after = finished_files(self.killed)

@@ -5,8 +5,8 @@ and are rebuilt with ``python scripts/build_demo_data.py``. Three tasks, one of 
 paper languages:
 
 ``mlm`` (stands in for Wikipedia MLM)
-    column ``text``: the localised Firefox UI sentences of the aligned (parallel) corpus, i.e. the same messages in every
-    language; messages whose English string has two or more words. Split by message; train ≤ 2000, test 500.
+    column ``text``: the localised Firefox UI sentences of the aligned (parallel) corpus, i.e. the same messages in
+    every language; messages whose English string has two or more words. Split by message; train ≤ 2000, test 500.
 
 ``xnli`` (stands in for XNLI: sentence classification; single sentence, no ``text_pair``)
     columns ``text``, ``label`` (ClassLabel ``browser``, ``toolkit``, ``security``): the Mozilla source component the
@@ -29,8 +29,9 @@ paper languages:
     Slots by their variable name (``slot_kind``): terms, engines, providers, sites → ORG; ``city``/``region``/
     ``country`` → LOC; user names → PER; free names (``$name``, ``$deviceName``, ``$tabGroupName`` …) → PER or LOC;
     numeric slots get a number (tag O); a message with any other slot is not used. Brand-term templates are the large
-    majority, so half of the sentences come from the templates with a PER / LOC slot (filled more often). Train and test use disjoint message templates (a hash of the message id decides,
-    so the same message is on the same side in every language). Tokens: whitespace words with leading/trailing
+    majority, so half of the sentences come from the templates with a PER / LOC slot (filled more often). Train and
+    test use disjoint message templates (a hash of the message id decides, so the same message is on the same side in
+    every language). Tokens: whitespace words with leading/trailing
     punctuation split off; zh: one token per Han character / CJK punctuation (as WikiAnn zh), runs of Latin letters and
     digits as one token.
 """

@@ -38,8 +38,9 @@ def render_report(layout: Layout, params_file: Path, kernel: SharedKernel, repor
     return html
 
 
-def update_readme(results: Path, readme: Path = repo_root() / "README.md") -> None:
+def update_readme(results: Path, readme: Path | None = None) -> None:
     """Replace the README's results section by the report's ``results.md``: numbers come from the run, not a person."""
+    readme = readme or repo_root() / "README.md"
     start, end = README_MARKERS
     text = readme.read_text(encoding="utf-8")
     if start not in text or end not in text or not results.exists():
@@ -49,7 +50,7 @@ def update_readme(results: Path, readme: Path = repo_root() / "README.md") -> No
     readme.write_text(f"{head}{start}\n{results.read_text(encoding='utf-8').strip()}\n{end}{tail}", encoding="utf-8")
 
 
-def publish_results(study: StudyConfig, html: Path, readme: Path = repo_root() / "README.md") -> None:
+def publish_results(study: StudyConfig, html: Path, readme: Path | None = None) -> None:
     """Copy the report's ``results.md`` into the README when the study asks for it (the demo), after ``run`` and
     after ``report`` alike, so the README never shows older numbers than the report."""
     if study.runtime.readme_results:

@@ -7,7 +7,7 @@ appear only in names made for people (``en-sp50``, ``sp0.5``) and in keys, as th
 
 from __future__ import annotations
 
-from functools import cache, cached_property
+from functools import cached_property, wraps
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,19 @@ from .store import RunDir
 # overlap 2: controls.csv has one row per (language, control) with its Jaccard to the IMP mask
 STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 4, "transfer": 2, "overlap": 2}
 IMP = "imp"  # the IMP mask, beside the registered controls' masks
+
+
+def _once(method):
+    """Compute a key once per layout (a grid asks for the same keys many times) and keep it with the layout."""
+
+    @wraps(method)
+    def keep(self, *args):
+        known = self.__dict__.setdefault("_keys", {})
+        if (method.__name__, *args) not in known:
+            known[(method.__name__, *args)] = method(self, *args)
+        return known[(method.__name__, *args)]
+
+    return keep
 
 
 def mask_file(kind: str = IMP) -> str:
@@ -47,7 +60,7 @@ class Layout:
         fields = non_default(self.study.task(task))
         return {k: v for k, v in fields.items() if k not in ("imp_train", "transfer_train", "label")}
 
-    @cache
+    @_once
     def data_key(self, task: str, lang: str) -> str:
         fields = {k: v for k, v in self._text_fields(task).items() if k != "languages"}  # one language's run
         return run_key(
@@ -65,7 +78,7 @@ class Layout:
         text = self._text_fields(self.study.model.mlm_head_task)
         return run_key("mlm_head", STAGE_VERSIONS["mlm_head"], {"text": text}, {"model": self.model_key})
 
-    @cache
+    @_once
     def prune_key(self, task: str, lang: str) -> str:
         fields = {"task": task, "lang": lang, "train": self.study.task(task).imp_train, "prune": self.study.prune}
         upstream = {"data": self.data_key(task, lang)}
@@ -73,7 +86,7 @@ class Layout:
             upstream["mlm_head"] = self.mlm_head_key  # θ0 of an MLM run includes the fitted head
         return run_key("prune", STAGE_VERSIONS["prune"], fields, upstream)
 
-    @cache
+    @_once
     def transfer_key(self, task: str, source: str, level: int) -> str:
         cfg = self.study.task(task)
         fields = {
@@ -86,7 +99,7 @@ class Layout:
         }  # another language list is another run
         return run_key("transfer", STAGE_VERSIONS["transfer"], fields, {"prune": self.prune_key(task, source)})
 
-    @cache
+    @_once
     def overlap_key(self, task: str) -> str:
         upstream = {f"prune/{lang}": self.prune_key(task, lang) for lang in self.study.task_languages(task)}
         fields = {"task": task, "sparsities": self.study.transfer.sparsities, "seeds": self.study.seeds}
