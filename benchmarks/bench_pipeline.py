@@ -19,6 +19,14 @@ from .common import Row, seconds
 NOT_MEASURED = "not measured (run the demo first)"
 
 
+RERUN = "rerun of a finished demo study (nothing to do) / its first run"
+OVERHEAD = "orchestration overhead share of total demo wall time"
+
+
+def _not_measured(bench: str, title: str, source: str) -> Row:
+    return Row(bench, title, "demo", NOT_MEASURED, "", None, "—", None, note=source)
+
+
 def load_history(path: str | Path) -> list[dict[str, Any]]:
     """Every timings summary found: ``timings/*.json`` beside ``path`` (oldest first), then ``path`` itself and
     ``timings-latest.json`` beside it; a directory ``path`` is searched the same way."""
@@ -62,7 +70,7 @@ def run(path: str | Path | None, log=print) -> list[Row]:
         rows.append(
             Row(
                 "pipeline_rerun",
-                "rerun of a finished demo study (nothing to do) / its first run",
+                RERUN,
                 "demo",
                 seconds(r["total_seconds"]),
                 seconds(f["total_seconds"]) if f else "no full run recorded",
@@ -75,26 +83,14 @@ def run(path: str | Path | None, log=print) -> list[Row]:
             )
         )
     else:
-        rows.append(
-            Row(
-                "pipeline_rerun",
-                "rerun of a finished demo study (nothing to do) / its first run",
-                "demo",
-                NOT_MEASURED,
-                "",
-                None,
-                "—",
-                None,
-                note=source,
-            )
-        )
+        rows.append(_not_measured("pipeline_rerun", RERUN, source))
     if full:
         f = full[-1]
         share = _share(f)
         rows.append(
             Row(
                 "pipeline_overhead",
-                "orchestration overhead share of total demo wall time",
+                OVERHEAD,
                 "demo",
                 seconds(share * f["total_seconds"]),
                 seconds(f["total_seconds"]),
@@ -110,19 +106,7 @@ def run(path: str | Path | None, log=print) -> list[Row]:
             )
         )
     else:
-        rows.append(
-            Row(
-                "pipeline_overhead",
-                "orchestration overhead share of total demo wall time",
-                "demo",
-                NOT_MEASURED,
-                "",
-                None,
-                "—",
-                None,
-                note=source,
-            )
-        )
+        rows.append(_not_measured("pipeline_overhead", OVERHEAD, source))
     for row in rows:
         log(f"  pipeline {row.bench}: {row.ours}")
     return rows

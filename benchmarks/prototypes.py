@@ -46,22 +46,12 @@ def _numba_kernel():
                     for k in range(s, e):
                         a0, a1, a2, a3 = words[i0, k], words[i1, k], words[i2, k], words[i3, k]
                         b0, b1, b2, b3 = words[j0, k], words[j1, k], words[j2, k], words[j3, k]
-                        c00 += ctpop(a0 & b0)
-                        c01 += ctpop(a0 & b1)
-                        c02 += ctpop(a0 & b2)
-                        c03 += ctpop(a0 & b3)  # noqa: E702
-                        c10 += ctpop(a1 & b0)
-                        c11 += ctpop(a1 & b1)
-                        c12 += ctpop(a1 & b2)
-                        c13 += ctpop(a1 & b3)  # noqa: E702
-                        c20 += ctpop(a2 & b0)
-                        c21 += ctpop(a2 & b1)
-                        c22 += ctpop(a2 & b2)
-                        c23 += ctpop(a2 & b3)  # noqa: E702
-                        c30 += ctpop(a3 & b0)
-                        c31 += ctpop(a3 & b1)
-                        c32 += ctpop(a3 & b2)
-                        c33 += ctpop(a3 & b3)  # noqa: E702
+                        # fmt: off
+                        c00 += ctpop(a0 & b0); c01 += ctpop(a0 & b1); c02 += ctpop(a0 & b2); c03 += ctpop(a0 & b3)  # noqa: E702
+                        c10 += ctpop(a1 & b0); c11 += ctpop(a1 & b1); c12 += ctpop(a1 & b2); c13 += ctpop(a1 & b3)  # noqa: E702
+                        c20 += ctpop(a2 & b0); c21 += ctpop(a2 & b1); c22 += ctpop(a2 & b2); c23 += ctpop(a2 & b3)  # noqa: E702
+                        c30 += ctpop(a3 & b0); c31 += ctpop(a3 & b1); c32 += ctpop(a3 & b2); c33 += ctpop(a3 & b3)  # noqa: E702
+                        # fmt: on
                     t = partial[b]
                     r, q = 4 * ti, 4 * tj
                     t[r, q], t[r, q + 1], t[r, q + 2], t[r, q + 3] = c00, c01, c02, c03

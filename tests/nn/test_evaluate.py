@@ -93,44 +93,26 @@ def test_ner_evaluation_is_entity_f1(tokenizer):
 
     ds = _ner_set(tokenizer)
     for batch_size in (2, 128):  # several batches in order of length, and one
-        metrics = evaluate(
-            model,
-            "tokcls",
-            ds,
-            make_collator("tokcls", tokenizer),
-            labels=TAGS,
-            device=CPU,
-            batch_size=batch_size,
-            progress=False,
-        )
+        metrics = _tag(model, tokenizer, ds, batch_size=batch_size)
         assert metrics["f1"] == pytest.approx(f1) and metrics["score"] == metrics["f1"]
         assert metrics["token_accuracy"] == pytest.approx(12 / 16)  # 4 + 3 + 3 + 1 + 1 of 5 + 4 + 3 + 2 + 2 tokens
         assert metrics["n"] == len(SENTENCES)
+
+
+def _tag(model, tokenizer, ds, **kwargs) -> dict:
+    """Entity F1 and token accuracy of a tagger on ``ds``, as the study evaluates token classification."""
+    return evaluate(
+        model, "tokcls", ds, make_collator("tokcls", tokenizer), labels=TAGS, device=CPU, progress=False, **kwargs
+    )
 
 
 def test_ner_perfect_and_empty_predictions(tokenizer):
     ds = _ner_set(tokenizer)
     gold_tags = {t: g for tokens, golds, _ in SENTENCES for t, g in zip(tokens, golds)}
     gold_tags["enloc1"] = "I-LOC"
-    perfect = evaluate(
-        TokenTagger(tokenizer, gold_tags),
-        "tokcls",
-        ds,
-        make_collator("tokcls", tokenizer),
-        labels=TAGS,
-        device=CPU,
-        progress=False,
-    )
+    perfect = _tag(TokenTagger(tokenizer, gold_tags), tokenizer, ds)
     assert perfect["f1"] == 1.0 and perfect["token_accuracy"] == 1.0
-    nothing = evaluate(
-        TokenTagger(tokenizer, {t: "O" for t in gold_tags}),
-        "tokcls",
-        ds,
-        make_collator("tokcls", tokenizer),
-        labels=TAGS,
-        device=CPU,
-        progress=False,
-    )
+    nothing = _tag(TokenTagger(tokenizer, {t: "O" for t in gold_tags}), tokenizer, ds)
     assert nothing["f1"] == 0.0 and nothing["token_accuracy"] == pytest.approx(5 / 16)  # the O tags
 
 

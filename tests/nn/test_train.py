@@ -37,6 +37,13 @@ def _nli(tokenizer, n=64, seed=0):
     return encode(ds, "seqcls", tokenizer, 32)
 
 
+def _train_nli(model, tokenizer, cfg: TrainConfig, **kwargs):
+    """``finetune`` on the synthetic NLI data, on the CPU, quietly."""
+    return finetune(
+        model, "seqcls", _nli(tokenizer), make_collator("seqcls", tokenizer), cfg, device=CPU, progress=False, **kwargs
+    )
+
+
 def _half_mask(model):
     params = encoder_parameters(model)
     names = select_prunable(params, BERT.prunable)
@@ -46,17 +53,7 @@ def _half_mask(model):
 def test_masked_weights_stay_exactly_zero_through_adamw_with_weight_decay(tiny_seqcls, tokenizer):
     mask = _half_mask(tiny_seqcls)
     cfg = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=6, weight_decay=0.1)
-    finetune(
-        tiny_seqcls,
-        "seqcls",
-        _nli(tokenizer),
-        make_collator("seqcls", tokenizer),
-        cfg,
-        mask=mask,
-        seed=3,
-        device=CPU,
-        progress=False,
-    )
+    _train_nli(tiny_seqcls, tokenizer, cfg, mask=mask, seed=3)
     params = encoder_parameters(tiny_seqcls)
     for name, keep in mask.tensors.items():
         assert bool((params[name][~keep] == 0).all()), name
@@ -72,17 +69,7 @@ def test_seeded_training_is_bit_identical_on_cpu(tokenizer, grouped):
         torch.manual_seed(0)
         model = BertForSequenceClassification(tiny_bert_config(len(tokenizer), num_labels=3))
         cfg = TrainConfig(learning_rate=1e-3, batch_size=8, max_steps=4, group_by_length=grouped)
-        finetune(
-            model,
-            "seqcls",
-            _nli(tokenizer),
-            make_collator("seqcls", tokenizer),
-            cfg,
-            mask=_half_mask(model),
-            seed=seed,
-            device=CPU,
-            progress=False,
-        )
+        _train_nli(model, tokenizer, cfg, mask=_half_mask(model), seed=seed)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
@@ -108,18 +95,7 @@ def test_length_grouped_batches_cover_each_example_once_with_little_padding():
 def test_frozen_word_embeddings_do_not_move(tiny_seqcls, tokenizer):
     before = {n: p.detach().clone() for n, p in encoder_parameters(tiny_seqcls).items()}
     cfg = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=3, freeze_word_embeddings=True)
-    finetune(
-        tiny_seqcls,
-        "seqcls",
-        _nli(tokenizer),
-        make_collator("seqcls", tokenizer),
-        cfg,
-        mask=None,
-        seed=0,
-        device=CPU,
-        word_embeddings=BERT.word_embeddings,
-        progress=False,
-    )
+    _train_nli(tiny_seqcls, tokenizer, cfg, mask=None, seed=0, word_embeddings=BERT.word_embeddings)
     after = encoder_parameters(tiny_seqcls)
     assert torch.equal(after[BERT.word_embeddings], before[BERT.word_embeddings])
     moved = {n for n in before if not torch.equal(after[n], before[n])}
@@ -129,55 +105,20 @@ def test_frozen_word_embeddings_do_not_move(tiny_seqcls, tokenizer):
 def test_freezing_needs_the_name_of_an_encoder_parameter(tiny_seqcls, tokenizer):
     cfg = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=1, freeze_word_embeddings=True)
     with pytest.raises(ValueError, match=r"no parameter '' to freeze.*model\.encoder\.word_embeddings"):
-        finetune(
-            tiny_seqcls,
-            "seqcls",
-            _nli(tokenizer),
-            make_collator("seqcls", tokenizer),
-            cfg,
-            mask=None,
-            seed=0,
-            device=CPU,
-            progress=False,
-        )
+        _train_nli(tiny_seqcls, tokenizer, cfg, mask=None, seed=0)
     with pytest.raises(ValueError, match="no parameter 'bert.embeddings.word_embeddings.weight'"):
-        set_trainable(
-            tiny_seqcls, "bert.embeddings.word_embeddings.weight", False
-        )  # base-encoder names: no head prefix
+        set_trainable(tiny_seqcls, "bert.embeddings.word_embeddings.weight", False)  # no head prefix in names
     set_trainable(tiny_seqcls, BERT.word_embeddings, False)
     assert not tiny_seqcls.bert.embeddings.word_embeddings.weight.requires_grad
     assert all(p.requires_grad for n, p in tiny_seqcls.named_parameters() if "word_embeddings" not in n)
 
 
 def test_freezing_lasts_only_for_the_run_that_asks_for_it(tiny_seqcls, tokenizer):
-    data, collator = _nli(tokenizer), make_collator("seqcls", tokenizer)
     frozen = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=2, freeze_word_embeddings=True)
-    finetune(
-        tiny_seqcls,
-        "seqcls",
-        data,
-        collator,
-        frozen,
-        mask=None,
-        seed=0,
-        device=CPU,
-        word_embeddings=BERT.word_embeddings,
-        progress=False,
-    )
+    _train_nli(tiny_seqcls, tokenizer, frozen, mask=None, seed=0, word_embeddings=BERT.word_embeddings)
     before = tiny_seqcls.bert.embeddings.word_embeddings.weight.detach().clone()
     free = TrainConfig(learning_rate=1e-2, batch_size=8, max_steps=2)
-    finetune(
-        tiny_seqcls,
-        "seqcls",
-        data,
-        collator,
-        free,
-        mask=None,
-        seed=0,
-        device=CPU,
-        word_embeddings=BERT.word_embeddings,
-        progress=False,
-    )
+    _train_nli(tiny_seqcls, tokenizer, free, mask=None, seed=0, word_embeddings=BERT.word_embeddings)
     assert not torch.equal(tiny_seqcls.bert.embeddings.word_embeddings.weight, before)
 
 

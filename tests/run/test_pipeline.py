@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+from processes import ROOT, run_cli
+from processes import run as run_process
 
 from subnetworks.demo.smoke import write_smoke_params
 from subnetworks.run.kernel import SharedKernel
@@ -22,9 +24,7 @@ from subnetworks.spec import NOTEBOOK_PARAMS, load_study
 from subnetworks.study.layout import IMP, Layout
 from subnetworks.study.store import exclusive
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1")
 
 
 def smoke_params(root: Path) -> Path:
@@ -32,15 +32,7 @@ def smoke_params(root: Path) -> Path:
 
 
 def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "subnetworks", *args],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -139,15 +131,7 @@ def test_prune_notebook_runs_on_the_demo_default_with_only_lang(tmp_path):
     pytest.importorskip("semantra_multilingual", reason="the demo tokenizer's package is installed by make.py")
     papermill = Path(sys.executable).with_name("papermill")
     out = tmp_path / "out.ipynb"
-    done = subprocess.run(
-        [str(papermill), "notebooks/02_prune.ipynb", str(out), "-p", "lang", "ur"],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    done = run_process([str(papermill), "notebooks/02_prune.ipynb", str(out), "-p", "lang", "ur"], timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     executed = nbformat.read(str(out), as_version=4)
     text = "".join(

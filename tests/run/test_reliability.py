@@ -30,7 +30,6 @@ import re
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import pytest
 import torch
 import yaml
 from kill_harness import check_finished, compare, run_command, run_harness, study_params
+from processes import ROOT, error_lines, run, run_cli
 from safetensors.torch import save_file
 
 from subnetworks import report
@@ -61,8 +61,6 @@ from subnetworks.study.stages.prune import _load_head, _save_head
 from subnetworks.study.store import DONE, ArtifactError
 from subnetworks.study.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1")
 LANGS = ["en", "ur"]
 TASK = "xnli"
 
@@ -136,16 +134,8 @@ def test_damaged_finished_run_is_one_error_naming_the_file_and_its_done(killed):
     art = root / "killed" / "artifacts"
     (damaged,) = art.glob(f"prune/{TASK}/en/*/seed_57/metrics.json")
     _truncate(damaged)  # a finished run is skipped; the report reads the file
-    out = subprocess.run(
-        run_command(root / "study" / "smoke.yaml", art, root / "killed" / "reports"),
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    out = run(run_command(root / "study" / "smoke.yaml", art, root / "killed" / "reports"))
+    errors = error_lines(out)
     assert out.returncode == 2 and "Traceback (most recent call last)" not in out.stderr, out.stderr[-3000:]
     assert len(errors) == 1 and str(damaged) in errors[0] and str(damaged.parent / DONE) in errors[0], errors
 
@@ -302,18 +292,9 @@ def _fill_disk():
 
 def test_disk_full_through_the_cli_is_one_clear_error(tiny_study, tmp_path):
     art = tmp_path / "art"
-    out = subprocess.run(
-        [sys.executable, "-m", "subnetworks", "run", str(tiny_study.params), "--artifacts", str(art)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=_fill_disk,
-        check=False,
-    )
+    out = run_cli("run", str(tiny_study.params), "--artifacts", str(art), preexec_fn=_fill_disk)
     assert not _dones(art) or check_finished(art) == []
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(out)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert len(errors) == 1 and re.search(r"(too large|No space)", errors[0]), errors
 
@@ -551,16 +532,8 @@ def test_bad_params_through_the_real_process(tiny_study, tmp_path):
     data["languages"] = ["en", "en"]
     params = tmp_path / "bad.yaml"
     params.write_text(yaml.safe_dump(data))
-    out = subprocess.run(
-        [sys.executable, "-m", "subnetworks", "run", str(params), "--artifacts", str(tmp_path / "a")],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    out = run_cli("run", str(params), "--artifacts", str(tmp_path / "a"), timeout=300)
+    errors = error_lines(out)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert len(errors) == 1 and "languages lists ['en'] more than once" in errors[0] and "stage runs" not in out.stdout
     assert not (tmp_path / "a").exists()
@@ -573,16 +546,8 @@ def test_hub_model_offline_is_one_error_naming_the_offline_demo(tiny_study, tmp_
     params = tmp_path / "hub.yaml"
     params.write_text(yaml.safe_dump(data))
     art = tmp_path / "a"
-    out = subprocess.run(
-        [sys.executable, "-m", "subnetworks", "run", str(params), "--artifacts", str(art)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    out = run_cli("run", str(params), "--artifacts", str(art))
+    errors = error_lines(out)
     assert out.returncode == 2 and "Traceback (most recent call last)" not in out.stderr, out.stderr[-3000:]
     assert len(errors) == 1, errors
     assert "could not be loaded" in errors[0] and "runs fully offline" in errors[0], errors[0]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import ENV, ROOT, run_cli
 
 from subnetworks.core.maskio import read_metadata
 from subnetworks.demo.smoke import make_smoke_assets
@@ -29,9 +30,7 @@ from subnetworks.spec import load_study
 from subnetworks.study.layout import Layout
 from subnetworks.study.store import LockedError
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "local_slurm.sh"
-ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1")
 SMALL_JOBS = {"time_min": 10, "cpus": 1, "gpus": 0, "mem_gb": 0}
 
 
@@ -364,15 +363,7 @@ def _slurm_env() -> tuple[dict[str, str] | None, str, bool]:
 
 
 def _cli(env, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "subnetworks", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(*args, env=env, timeout=timeout)
 
 
 TIMING_KEYS = re.compile(r"(^|_)seconds$|^train_seconds$")

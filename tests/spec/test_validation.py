@@ -7,22 +7,20 @@ import typing
 
 import pytest
 
-from subnetworks.spec import (
-    ConfigError,
+from subnetworks.spec import ConfigError, from_dict, load_study, repo_root
+from subnetworks.spec.schema import (
     FamilyConfig,
     ModelConfig,
     PruneConfig,
     RuntimeConfig,
     SlurmConfig,
+    SlurmStageConfig,
+    SlurmTrainStageConfig,
     StudyConfig,
     TaskConfig,
     TrainConfig,
     TransferConfig,
-    from_dict,
-    load_study,
-    repo_root,
 )
-from subnetworks.spec.schema import SlurmStageConfig, SlurmTrainStageConfig
 from subnetworks.spec.validate import validate_schedule
 
 SMOKE = "params/smoke.yaml"

@@ -9,19 +9,10 @@ found (``paper.yaml``) and one on what this run found. ``summary_section`` write
 ``results.md``; :func:`build` does all of it. Torch-free: reads only the study's layout, grid and run files.
 """
 
-from .figures import (
-    plot_average_overlap,
-    plot_controls,
-    plot_overlap,
-    plot_overlap_groups,
-    plot_overlap_vs_transfer,
-    plot_relative_change,
-    plot_scores,
-    plot_transfer,
-)
+from . import figures, tables
 from .load import Results, load_results
-from .output import Report, SavedFigure, Section, open_report, show
-from .paper import PAPER, Paper, load_paper
+from .output import Report, Section, open_report, show
+from .paper import PAPER
 from .sections import (
     SECTIONS,
     build,
@@ -35,72 +26,30 @@ from .sections import (
     scores_section,
     transfer_section,
 )
-from .summary import results_markdown, summary, summary_section
-from .tables import (
-    average_overlap_table,
-    controls_table,
-    correlation_table,
-    overlap_by_group,
-    overlap_matrices,
-    overlap_pairs_table,
-    overlap_vs_transfer_table,
-    relative_change_table,
-    score_table,
-    stage_seconds_table,
-    transfer_matrices,
-    transfer_matrix,
-    transfer_table,
-)
-from .text import finding, num, pct, sp
+from .summary import summary_section
+from .text import pct
 
-__all__ = [
+__all__ = [  # what the report notebook and the run layer use; tables and figures are their modules
     "PAPER",
-    "Paper",
     "Report",
     "Results",
     "SECTIONS",
-    "SavedFigure",
     "Section",
-    "average_overlap_table",
     "build",
     "controls_section",
-    "controls_table",
-    "correlation_table",
     "data_section",
-    "finding",
+    "figures",
     "intro_section",
-    "load_paper",
     "load_results",
-    "num",
     "open_report",
-    "overlap_by_group",
     "overlap_groups_section",
-    "overlap_matrices",
-    "overlap_pairs_table",
     "overlap_section",
     "overlap_transfer_section",
-    "overlap_vs_transfer_table",
     "pct",
-    "plot_average_overlap",
-    "plot_controls",
-    "plot_overlap",
-    "plot_overlap_groups",
-    "plot_overlap_vs_transfer",
-    "plot_relative_change",
-    "plot_scores",
-    "plot_transfer",
     "relative_change_section",
-    "relative_change_table",
-    "results_markdown",
-    "score_table",
     "scores_section",
     "show",
-    "sp",
-    "stage_seconds_table",
-    "summary",
     "summary_section",
-    "transfer_matrices",
-    "transfer_matrix",
+    "tables",
     "transfer_section",
-    "transfer_table",
 ]

@@ -17,6 +17,10 @@ from ..study.layout import Layout
 from ..study.store import read_json
 
 METRICS = {"mlm": "masked-token accuracy", "seqcls": "accuracy", "tokcls": "entity F1"}
+_RUN = ["task", "seed", "sparsity"]
+_OVERLAP = [*_RUN, "masks", "by", "group"]
+_MEASURES = ["jaccard", "agreement"]
+_RANDOM = ["random_jaccard", "random_agreement"]
 COLUMNS = {  # the frames' columns when no run has finished
     "data": [
         "task",
@@ -31,37 +35,10 @@ COLUMNS = {  # the frames' columns when no run has finished
     ],
     "prune": ["task", "lang", "seed", "level", "sparsity", "density", "score"],
     "transfer": ["task", "source", "target", "mask", "sparsity", "seed", "score"],
-    "pairwise": [
-        "task",
-        "seed",
-        "sparsity",
-        "masks",
-        "by",
-        "group",
-        "a",
-        "b",
-        "jaccard",
-        "agreement",
-        "random_jaccard",
-        "random_agreement",
-    ],
-    "shared": [
-        "task",
-        "seed",
-        "sparsity",
-        "masks",
-        "by",
-        "group",
-        "jaccard",
-        "agreement",
-        "kept_by_all",
-        "random_jaccard",
-        "random_agreement",
-    ],
+    "pairwise": [*_OVERLAP, "a", "b", *_MEASURES, *_RANDOM],
+    "shared": [*_OVERLAP, *_MEASURES, "kept_by_all", *_RANDOM],
     "controls": [
-        "task",
-        "seed",
-        "sparsity",
+        *_RUN,
         "lang",
         "control",
         "jaccard",
