@@ -7,14 +7,12 @@ from subnetworks.core.masks import Mask, MaskError
 from subnetworks.core.overlap import (
     PackedMasks,
     agreement_from_counts,
-    expected_random_all,
-    expected_random_pair,
     intersections,
     jaccard_from_counts,
     pairwise,
     shared_by_all,
 )
-from subnetworks.core.random_masks import random_per_tensor
+from subnetworks.core.random_masks import random_global, random_per_tensor
 from subnetworks.nn.families import FAMILIES
 
 BERT = FAMILIES["bert"]
@@ -75,7 +73,11 @@ def test_overlap_of_hand_made_masks():
     assert rows[("a", "c")]["jaccard"] == pytest.approx(3 / 6)
     assert rows[("b", "c")]["jaccard"] == pytest.approx(2 / 6)
     assert rows[("a", "b")]["agreement"] == pytest.approx(5 / 8)  # 4 + 3 - 2·2 = 3 of 8 positions differ
-    assert rows[("a", "b")]["random_jaccard"] == pytest.approx(expected_random_pair(4 / 8, 3 / 8)[0])
+    # nulls: per tensor x (a 3 of 5, b 3 of 5) and y (a 1 of 3, b 0 of 3): E∩ = 3·3/5 = 1.8 → 1.8 / (4 + 3 − 1.8);
+    # globally a keeps 4/8 and b 3/8 everywhere: 0.1875 / (0.5 + 0.375 − 0.1875)
+    assert rows[("a", "b")]["expected_layerwise_jaccard"] == pytest.approx(1.8 / 5.2)
+    assert rows[("a", "b")]["expected_layerwise_agreement"] == pytest.approx(1 - (4 + 3 - 3.6) / 8)
+    assert rows[("a", "b")]["expected_global_jaccard"] == pytest.approx(0.1875 / 0.6875)
     by_tensor = {(r["group"], r["a"], r["b"]): r["jaccard"] for r in pairwise(packed, lambda n: n)}
     assert by_tensor[("y", "a", "b")] == 0.0 and by_tensor[("y", "a", "c")] == 0.5
     shared = shared_by_all(packed)[0]
@@ -98,28 +100,25 @@ def test_shared_by_all_matches_direct_computation():
     assert row["kept_by_all"] == pytest.approx(both / n)
 
 
-def test_random_masks_overlap_close_to_closed_form():
-    big = Mask({"w": torch.zeros(400, 500, dtype=torch.bool)})
-    big.tensors["w"].view(-1)[: int(0.3 * 200000)] = True
-    a, b, c = (random_per_tensor(big, seed=s) for s in (1, 2, 3))
-    row = pairwise(PackedMasks.pack({"a": a, "b": b}))[0]
-    exp_j, exp_a = expected_random_pair(0.3, 0.3)
-    assert row["jaccard"] == pytest.approx(exp_j, abs=0.005)
-    assert row["agreement"] == pytest.approx(exp_a, abs=0.005)
-    assert row["random_jaccard"] == pytest.approx(exp_j)
-    shared = shared_by_all(PackedMasks.pack({"a": a, "b": b, "c": c}))[0]
-    exp_all = expected_random_all([0.3, 0.3, 0.3])
-    assert shared["jaccard"] == pytest.approx(exp_all[0], abs=0.005)
-    assert shared["agreement"] == pytest.approx(exp_all[1], abs=0.005)
-
-
-def test_closed_forms():
-    assert expected_random_pair(0.5, 0.5) == pytest.approx((1 / 3, 0.5))
-    assert expected_random_all([0.5, 0.5]) == pytest.approx((1 / 3, 0.5))
-    assert expected_random_pair(0.2, 0.5) == pytest.approx((0.1 / 0.6, 0.1 + 0.8 * 0.5))
-    assert expected_random_all([0.5, 0.5, 0.5]) == pytest.approx((0.125 / 0.875, 0.25))
-    assert expected_random_pair(0.0, 0.0) == (1.0, 1.0) and expected_random_all([0.0, 0.0]) == (1.0, 1.0)
-    assert expected_random_pair(1.0, 1.0) == (1.0, 1.0)
+def test_random_controls_overlap_as_their_nulls_say():
+    """Masks dense in the same tensors (as IMP masks of two languages are): their layer-wise random controls overlap
+    as the layer-wise null says, their global random controls as the global one says, and the two differ."""
+    imp = Mask({"w": torch.zeros(400, 500, dtype=torch.bool), "v": torch.zeros(300, 100, dtype=torch.bool)})
+    imp.tensors["w"].view(-1)[:150_000] = True  # 75 % of w, 10 % of v
+    imp.tensors["v"].view(-1)[:3_000] = True
+    draws = {
+        "layerwise": [random_per_tensor(imp, seed=s) for s in (1, 2, 3)],
+        "global": [random_global(imp, seed=s) for s in (1, 2, 3)],
+    }
+    rows = {}
+    for kind, (a, b, c) in draws.items():
+        row = rows[kind] = pairwise(PackedMasks.pack({"a": a, "b": b}))[0]
+        assert row["jaccard"] == pytest.approx(row[f"expected_{kind}_jaccard"], abs=0.005), kind
+        assert row["agreement"] == pytest.approx(row[f"expected_{kind}_agreement"], abs=0.005), kind
+        shared = shared_by_all(PackedMasks.pack({"a": a, "b": b, "c": c}))[0]
+        assert shared["jaccard"] == pytest.approx(shared[f"expected_{kind}_jaccard"], abs=0.005), kind
+    layerwise = rows["layerwise"]  # the nulls of masks with the IMP mask's per-tensor counts
+    assert layerwise["expected_layerwise_jaccard"] > layerwise["expected_global_jaccard"] + 0.05
 
 
 def test_jaccard_and_agreement_from_counts():

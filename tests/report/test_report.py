@@ -1,14 +1,12 @@
-"""The report, built from a smoke study made in a temp dir by calling the stage functions directly.
-
-Every figure (PNG and PDF), table, summary.json and results.md must exist, and the headline numbers in
-summary.json must equal what the raw metrics files give when recomputed here by hand. Two fast tests need no
-study: the report imports without torch, and its relative-change table matches a matrix computed by hand.
+"""The report of a finished smoke study (tests/report/conftest.py): every figure (PNG and PDF), table, summary.json
+and results.md exists, figures redraw byte for byte, sentences quote this run's numbers and the paper's, a task
+lacking a language and an unfinished study are handled. One fast test needs no study: the report imports without
+torch. The numbers are recomputed by hand in test_report_numbers.py, hand-fed tables in test_report_tables.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -19,19 +17,15 @@ import pytest
 import yaml
 
 from subnetworks import report
-from subnetworks.core.stats import spearman
-from subnetworks.demo.smoke import write_smoke_params
-from subnetworks.spec import ModelConfig, StudyConfig, TaskConfig, TransferConfig, load_study
 from subnetworks.study.grid import Grid
 from subnetworks.study.layout import Layout
-from subnetworks.study.stages import run_overlap, run_prune, run_transfer
-from subnetworks.study.workspace import Workspace
 
-LANGS = ["en", "ur", "zh"]
 PER_TASK_FIGURES = (
     "scores",
     "transfer",
     "relative_change",
+    "departures",
+    "departures_groups",
     "overlap",
     "overlap_groups",
     "overlap_vs_transfer",
@@ -41,9 +35,13 @@ TABLES = (
     "data",
     "scores",
     "transfer",
+    "transfer_controls",
     "relative_change",
+    "departures",
+    "departure_counts",
     "overlap_pairwise",
     "overlap_average",
+    "random_null_gaps",
     "overlap_layer",
     "overlap_module",
     "overlap_vs_transfer",
@@ -51,13 +49,9 @@ TABLES = (
     "controls",
     "stage_seconds",
 )
-# as before controls.csv listed every control: the table a reader had, kept
-CONTROLS_COLUMNS = "task sparsity lang jaccard_with_pretrained random_jaccard threshold ties_at_threshold".split()
-CONTROLS_COLUMNS.append("pretrained_ties_at_threshold")
 PAPER_YAML = Path(report.__file__).with_name("paper.yaml")
 
 
-# --- without a study --------------------------------------------------------------------------------------------
 def test_report_imports_without_torch_or_the_model_layers():
     """The report reads finished artefacts only: importing it must not load torch, transformers or the stages."""
     code = (
@@ -71,108 +65,8 @@ def test_report_imports_without_torch_or_the_model_layers():
     assert done.returncode == 0, done.stderr
 
 
-def _three_language_results(tmp_path: Path) -> report.Results:
-    """Results of a study with nothing finished, for tables fed by hand."""
-    task = TaskConfig(kind="tokcls", source="hub", dataset="unused")
-    study = StudyConfig(
-        name="hand",
-        model=ModelConfig(name="unused"),
-        languages=tuple(LANGS),
-        tasks={"ner": task},
-        transfer=TransferConfig(sparsities=(0.5, 0.8)),
-    )
-    return report.load_results(Layout(study, tmp_path / "artifacts"))
-
-
-def test_relative_change_table_matches_a_matrix_computed_by_hand(tmp_path):
-    res = _three_language_results(tmp_path)
-    assert res.sparsities == [0.5, 0.8] and len(res.missing) > 0
-    acc = {
-        "en": {"en": 0.8, "ur": 0.6, "zh": 0.4},  # acc[s][t]: the source's mask fine-tuned and scored on t
-        "ur": {"en": 0.7, "ur": 0.9, "zh": 0.45},
-        "zh": {"en": 0.4, "ur": 0.3, "zh": 0.5},
-    }
-    rows = [
-        {"task": "ner", "source": s, "target": t, "mask": "imp", "sparsity": 0.5, "seed": 57, "score": v}
-        for s, row in acc.items()
-        for t, v in row.items()
-    ]
-    rows += [{**r, "sparsity": 0.8} for r in rows if r["source"] != "zh"]  # zh's run at 80 % has not finished
-    rows += [{**r, "mask": "random", "score": 0.0} for r in rows if r["source"] == r["target"]]  # not IMP: ignored
-    res.transfer = pd.DataFrame(rows)
-    table = report.tables.relative_change_table(res)
-    at = {(r.sparsity, r.source): r.relative_change for r in table.itertuples()}
-    # (acc(s,t) − acc(t,t)) / acc(t,t), mean over the two targets t ≠ s
-    assert at[0.5, "en"] == pytest.approx(((0.6 - 0.9) / 0.9 + (0.4 - 0.5) / 0.5) / 2)
-    assert at[0.5, "ur"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
-    assert at[0.5, "zh"] == pytest.approx(((0.4 - 0.8) / 0.8 + (0.3 - 0.9) / 0.9) / 2)
-    # at 80 % acc(zh, zh) is unknown, so every source that transfers to zh is NaN, and zh itself is absent
-    assert list(table[table["sparsity"] == 0.8]["source"]) == ["en", "ur"]
-    assert math.isnan(at[0.8, "en"]) and math.isnan(at[0.8, "ur"])
-
-
-def test_relative_change_table_is_nan_where_a_targets_own_score_is_zero(tmp_path):
-    res = _three_language_results(tmp_path)
-    scores = np.array([[0.8, 0.6, 0.4], [0.7, 0.0, 0.45], [0.4, 0.3, 0.5]])  # acc(ur, ur) = 0
-    res.transfer = pd.DataFrame(
-        [
-            {"task": "ner", "source": s, "target": t, "mask": "imp", "sparsity": 0.5, "seed": 57, "score": scores[i, j]}
-            for i, s in enumerate(LANGS)
-            for j, t in enumerate(LANGS)
-        ]
-    )
-    at = dict(zip(*report.tables.relative_change_table(res)[["source", "relative_change"]].to_numpy().T))
-    assert math.isnan(at["en"]) and math.isnan(at["zh"])
-    assert at["ur"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
-
-
-def test_paper_numbers_come_from_paper_yaml():
-    published = yaml.safe_load(PAPER_YAML.read_text(encoding="utf-8"))
-    assert report.PAPER.average_overlap == published["average_overlap"]
-    assert report.PAPER.task_names == published["task_names"]
-    assert report.PAPER.ranking == "NER 94 % > XNLI 85 % > MLM 68 %"
-
-
-# --- a finished smoke study ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def smoke(tmp_path_factory):
-    """A finished smoke study (IMP, transfer, overlap for every task) and its report, built once per session."""
-    root = tmp_path_factory.mktemp("report")
-    study = load_study(write_smoke_params(root))  # params/smoke.yaml with its assets (en, ur, zh) made under root
-    assert list(study.languages) == LANGS
-    ws = Workspace.create(study, root / "artifacts")
-    for task in study.tasks:
-        langs = study.task_languages(task)
-        for lang in langs:
-            for seed in study.seeds:
-                run_prune(ws, task, lang, seed)
-        for level in study.transfer_levels:
-            for source in langs:
-                for seed in study.seeds:
-                    run_transfer(ws, task, source, level, seed)
-        run_overlap(ws, task)
-    sections = report.build(ws.layout, root / "reports")
-    return ws.layout, root / "reports", sections
-
-
 def _summary(reports: Path) -> dict:
     return json.loads((reports / "summary.json").read_text(encoding="utf-8"))
-
-
-def _close(got, want) -> bool:
-    if want is None or (isinstance(want, float) and not math.isfinite(want)):
-        return got is None
-    return got is not None and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def _transfer_scores(layout: Layout, task: str, level: int) -> dict[tuple[str, str], float]:
-    """acc(s, t) read straight from the transfer runs' metrics.json (one seed in the smoke study)."""
-    acc = {}
-    for source in layout.study.task_languages(task):
-        for row in layout.transfer_dir(task, source, level, layout.study.seeds[0]).read_json("metrics.json"):
-            if row["mask"] == "imp":
-                acc[row["source"], row["target"]] = row["score"]
-    return acc
 
 
 @pytest.mark.slow
@@ -186,95 +80,23 @@ def test_every_figure_table_and_summary_exists(smoke):
         assert b"CreationDate" not in pdf.read_bytes(), name
     for name in TABLES:
         assert (reports / "tables" / f"{name}.csv").stat().st_size > 0, name
-    assert set(_summary(reports)) >= {"dense_score", "relative_change", "overlap", "correlation", "missing"}
+    keys = {"dense_score", "scores", "relative_change", "relative_change_vs_pretrained", "overlap", "random_nulls"}
+    assert set(_summary(reports)) >= keys | {"correlation", "missing", "theta0_zero_share"}
     assert (reports / "results.md").read_text(encoding="utf-8").startswith("### Results")
-
-
-@pytest.mark.slow
-def test_dense_scores_equal_level_zero_of_each_prune_run(smoke):
-    layout, reports, _ = smoke
-    dense = _summary(reports)["dense_score"]
-    for task in layout.study.tasks:
-        assert set(dense[task]) == set(layout.study.task_languages(task))  # xnli: en and ur only
-        for lang in layout.study.task_languages(task):
-            level0 = layout.prune_dir(task, lang, 57).read_json("metrics.json")["levels"][0]
-            assert level0["level"] == 0 and _close(dense[task][lang], level0["score"])
-
-
-@pytest.mark.slow
-def test_relative_change_recomputed_from_transfer_metrics(smoke):
-    layout, reports, _ = smoke
-    got = _summary(reports)["relative_change"]
-    for task in layout.study.tasks:
-        langs = layout.study.task_languages(task)
-        for level in layout.study.transfer_levels:
-            acc = _transfer_scores(layout, task, level)
-            per_source = []
-            for s in langs:
-                terms = [(acc[s, t] - acc[t, t]) / acc[t, t] if acc[t, t] else math.nan for t in langs if t != s]
-                per_source.append(sum(terms) / len(terms))
-            finite = [v for v in per_source if math.isfinite(v)]
-            want = sum(finite) / len(finite) if finite else None
-            assert _close(got[task][f"{layout.study.sparsity_of(level):g}"], want), (task, level)
-
-
-@pytest.mark.slow
-def test_overlap_and_correlation_recomputed_from_overlap_tables(smoke):
-    layout, reports, _ = smoke
-    head = _summary(reports)
-    for task in layout.study.tasks:
-        pairs = pd.read_csv(layout.overlap_dir(task).file("pairwise.csv"), dtype={"a": str, "b": str, "group": str})
-        shared = pd.read_csv(layout.overlap_dir(task).file("shared.csv"), dtype={"group": str})
-        points = []
-        for level in layout.study.transfer_levels:
-            sparsity = layout.study.sparsity_of(level)
-            imp = pairs[(pairs["by"] == "all") & (pairs["masks"] == "imp") & (pairs["sparsity"] == sparsity)]
-            rnd = pairs[(pairs["by"] == "all") & (pairs["masks"] == "random") & (pairs["sparsity"] == sparsity)]
-            all_ = shared[(shared["by"] == "all") & (shared["masks"] == "imp") & (shared["sparsity"] == sparsity)]
-            got = head["overlap"][task][f"{sparsity:g}"]
-            assert len(imp) and len(rnd) and len(all_)
-            assert _close(got["jaccard"], imp["jaccard"].mean())
-            assert _close(got["random_expected"], imp["random_jaccard"].mean())
-            assert _close(got["random_masks"], rnd["jaccard"].mean())
-            assert _close(got["shared_by_all"], all_["jaccard"].mean())
-            acc = _transfer_scores(layout, task, level)
-            jac = {frozenset((r.a, r.b)): r.jaccard for r in imp.itertuples()}
-            for (s, t), score in acc.items():
-                change = (score - acc[t, t]) / acc[t, t] if acc[t, t] else math.nan
-                if s != t and math.isfinite(change):
-                    points.append((jac[frozenset((s, t))], change))
-        want = spearman(*zip(*points)) if len(points) >= 3 else math.nan
-        assert _close(head["correlation"][task]["all"]["spearman"], want), task
-        assert head["correlation"][task]["all"]["n"] == len(points)
-
-
-@pytest.mark.slow
-def test_controls_table_is_the_pretrained_control_of_the_long_controls_csv(smoke):
-    layout, reports, _ = smoke
-    table = pd.read_csv(reports / "tables" / "controls.csv")
-    assert list(table.columns) == CONTROLS_COLUMNS
-    for task in layout.study.tasks:
-        long = pd.read_csv(layout.overlap_dir(task).file("controls.csv"))
-        assert set(long["control"]) == {"random", "pretrained"}
-        pretrained = long[long["control"] == "pretrained"]
-        mine = table[table["task"] == task]
-        assert len(mine) == len(pretrained)  # one seed: one row per (sparsity, language)
-        for r in pretrained.itertuples():
-            row = mine[(mine["sparsity"] == r.sparsity) & (mine["lang"] == r.lang)].iloc[0]
-            assert math.isclose(row["jaccard_with_pretrained"], r.jaccard, rel_tol=1e-5)
-            assert row["pretrained_ties_at_threshold"] == r.control_ties_at_threshold
-            assert row["ties_at_threshold"] == r.ties_at_threshold
 
 
 @pytest.mark.slow
 def test_module_types_keep_the_order_the_overlap_stage_wrote(smoke):
     layout, reports, _ = smoke
-    module = pd.read_csv(reports / "tables" / "overlap_module.csv", dtype={"group": str})
-    for task in layout.study.tasks:
-        pairs = pd.read_csv(layout.overlap_dir(task).file("pairwise.csv"), dtype={"group": str})
-        written = list(dict.fromkeys(pairs[pairs["by"] == "module"]["group"]))
-        assert written[:3] == ["query", "key", "value"]
-        assert list(dict.fromkeys(module[module["task"] == task]["group"])) == written
+    for table in ("overlap_module", "departures"):
+        groups = pd.read_csv(reports / "tables" / f"{table}.csv", dtype={"group": str})
+        if "by" in groups:
+            groups = groups[groups["by"] == "module"]
+        for task in layout.study.tasks:
+            pairs = pd.read_csv(layout.overlap_dir(task).file("pairwise.csv"), dtype={"group": str})
+            written = list(dict.fromkeys(pairs[pairs["by"] == "module"]["group"]))
+            assert written[:3] == ["query", "key", "value"]
+            assert list(dict.fromkeys(groups[groups["task"] == task]["group"])) == written, table
     layer = pd.read_csv(reports / "tables" / "overlap_layer.csv", dtype={"group": str})
     groups = list(dict.fromkeys(layer["group"]))
     numeric = [g for g in groups if g.isdigit()]
@@ -288,7 +110,27 @@ def test_tables_handle_a_task_lacking_a_language(smoke):
     assert res.missing == []
     for m in report.tables.transfer_matrices(res, "xnli").values():
         assert list(m.index) == ["en", "ur"] and list(m.columns) == ["en", "ur"]
-    assert set(report.tables.controls_table(res).query("task == 'xnli'")["lang"]) == {"en", "ur"}
+    for m in report.tables.control_matrices(res, "xnli").values():
+        assert list(m.index) == ["pretrained", "random", "global_random"] and list(m.columns) == ["en", "ur"]
+    assert set(report.overlap_tables.controls_table(res).query("task == 'xnli'")["lang"]) == {"en", "ur"}
+    counts = report.overlap_tables.departure_counts_table(res)
+    assert set(counts.query("task == 'xnli'")["lang"]) == {"en", "ur"}
+
+
+@pytest.mark.slow
+def test_transfer_heatmap_puts_the_controls_under_the_sources_on_one_scale(smoke):
+    layout, _, _ = smoke
+    res = report.load_results(layout)
+    fig = report.figures.plot_transfer(res, "ner")
+    panels = [ax for ax in fig.axes if ax.collections and ax.get_ylabel()]
+    assert len(panels) == len(res.sparsities)
+    for ax in panels:
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == ["en", "ur", "zh", "P", "layer-wise random", "global random"]
+        (line,) = [line for line in ax.lines if line.get_linewidth() > 2]  # the line between sources and controls
+        assert list(line.get_ydata()) == [3, 3]
+    assert len({ax.collections[0].norm.vmin for ax in panels}) == 1
+    assert len({ax.collections[0].norm.vmax for ax in panels}) == 1
 
 
 @pytest.mark.slow
@@ -299,8 +141,18 @@ def test_sentences_quote_this_runs_numbers(smoke):
     assert text.count("**Paper:**") == text.count("**This run:**") == len(list((reports / "figures").glob("*.png")))
     mlm = head["relative_change"]["mlm"]
     assert f"{report.pct(mlm['0.5'], signed=True)} at 50 % and {report.pct(mlm['0.8'], signed=True)} at 80 %" in text
+    vs_p = head["relative_change_vs_pretrained"]["ner"]
+    pair = f"{report.pct(vs_p['0.5'], signed=True)} at 50 % and {report.pct(vs_p['0.8'], signed=True)} at 80 %"
+    assert f"against P on the target {pair}" in text
+    ner = head["overlap"]["ner"]["0.5"]
+    assert f"excess {ner['excess']:.2f} (band {ner['excess_band']:.2f})" in text
+    # smoke's transfer runs train for fewer steps than IMP: the transfer controls are the controls trained so too
+    rows = layout.prune_dir("ner", "en", 57).read_json("metrics.json")["controls"]
+    (as_transfer,) = [r for r in rows if (r["control"], r["level"], r["training"]) == ("pretrained", 1, "transfer")]
+    res = report.load_results(layout)
+    assert report.tables.control_matrices(res, "ner")[0.5].at["pretrained", "en"] == as_transfer["score"]
     results = (reports / "results.md").read_text(encoding="utf-8")
-    assert "CPUs" in results and "| mlm |" in results
+    assert "CPUs" in results and "| mlm |" in results and "pre-trained magnitude (P)" in results
 
 
 @pytest.mark.slow
@@ -309,7 +161,7 @@ def test_paper_overlap_in_figure_table_and_sentences_is_paper_yaml(smoke):
     published = yaml.safe_load(PAPER_YAML.read_text(encoding="utf-8"))
     kinds = [layout.study.task(t).kind for t in layout.study.tasks]
     want = [published["average_overlap"][kind] for kind in kinds]
-    fig = report.figures.plot_average_overlap(report.load_results(layout))
+    fig = report.overlap_figures.plot_average_overlap(report.load_results(layout))
     (diamonds,) = [line for line in fig.axes[0].lines if line.get_marker() == "D"]
     assert list(diamonds.get_ydata()) == want
     table = pd.read_csv(reports / "tables" / "overlap_average.csv").drop_duplicates("task")
@@ -318,15 +170,17 @@ def test_paper_overlap_in_figure_table_and_sentences_is_paper_yaml(smoke):
     for kind in kinds:
         overlap = report.pct(published["average_overlap"][kind], digits=0)
         assert f"for {published['task_names'][kind]} the average overlap is {overlap}" in text
+    assert text.count("Not in the paper") >= len(kinds)  # the controls' sections say so
 
 
 @pytest.mark.slow
-def test_figures_are_byte_identical_when_redrawn(smoke, tmp_path):
+@pytest.mark.parametrize("plot, name", [("plot_overlap", "overlap_ner"), ("plot_departures", "departures_ner")])
+def test_figures_are_byte_identical_when_redrawn(smoke, tmp_path, plot, name):
     layout, reports, _ = smoke
     rep = report.Report(report.load_results(layout), tmp_path)
-    saved = rep.save_figure(report.figures.plot_overlap(rep.results, "ner"), "overlap_ner")
-    assert saved.png.read_bytes() == (reports / "figures" / "overlap_ner.png").read_bytes()
-    assert saved.pdf.read_bytes() == (reports / "figures" / "overlap_ner.pdf").read_bytes()
+    saved = rep.save_figure(getattr(report.overlap_figures, plot)(rep.results, "ner"), name)
+    assert saved.png.read_bytes() == (reports / "figures" / f"{name}.png").read_bytes()
+    assert saved.pdf.read_bytes() == (reports / "figures" / f"{name}.pdf").read_bytes()
 
 
 @pytest.mark.slow
@@ -334,8 +188,11 @@ def test_report_of_an_unfinished_study_lists_what_is_missing(smoke, tmp_path):
     layout, _, _ = smoke
     empty = Layout(layout.study, tmp_path / "nothing-yet")
     rep = report.open_report(empty, tmp_path / "reports")
-    report.summary_section(rep)
+    sections = [make(rep) for make in report.SECTIONS]  # every section copes with no finished run
+    assert all(isinstance(s, report.Section) for s in sections)
     head = _summary(tmp_path / "reports")
     assert len(head["missing"]) == len(rep.results.missing) > 0
     assert head["missing"] == [run.label for run in Grid(empty)]  # every run, named as the grid names it
-    assert head["relative_change"] == {} and head["overlap"] == {}
+    assert head["relative_change"] == head["relative_change_vs_pretrained"] == head["overlap"] == {}
+    assert head["random_nulls"] == {} and head["theta0_zero_share"] is None
+    assert not np.any([p.suffix == ".png" for p in (tmp_path / "reports").rglob("*")])

@@ -14,26 +14,28 @@ def _by(costs):
 def test_paper_grid_steps_follow_the_published_sizes_and_configs():
     costs = _by(grid_cost(Layout(load_study("params/paper.yaml"), "/nonexistent")))
     per_epoch = math.ceil(392_702 / 32)
-    assert costs["prune", "xnli"].steps == 8 * 10 * 30 * per_epoch  # 8 languages × (dense + 9 levels) × 30 epochs
-    # transfer: 3 epochs on each of 8 targets + the random control on the source, 8 sources, 2 sparsities
-    assert costs["transfer", "xnli"].steps == 8 * 2 * 9 * 3 * per_epoch
-    assert costs["transfer", "mlm"].steps == 9 * 2 * 10 * 20_000
+    # 8 languages × ((dense + 9 levels + 3 controls at 2 transfer levels) × 30 epochs + the controls again with the
+    # transfer runs' 3 epochs, which differ from IMP's)
+    assert costs["prune", "xnli"].steps == 8 * ((10 + 3 * 2) * 30 + 3 * 2 * 3) * per_epoch
+    # transfer: 3 epochs on each of 8 targets (its training is not IMP's: no diagonal reused), 8 sources, 2 levels
+    assert costs["transfer", "xnli"].steps == 8 * 2 * 8 * 3 * per_epoch
+    assert costs["transfer", "mlm"].steps == 9 * 2 * 9 * 20_000
     assert costs["prune", "mlm"].steps is None and set(costs["prune", "mlm"].unknown) == set(
         "ar de en fa fr hi ru ur zh".split()
     )
     ner = costs["prune", "ner"]
-    assert ner.steps == 10 * 30 * (8 * math.ceil(20_000 / 32) + math.ceil(5_000 / 32))
+    assert ner.steps == (16 * 30 + 6 * 3) * (8 * math.ceil(20_000 / 32) + math.ceil(5_000 / 32))
     assert ner.examples == ner.steps * 32
 
 
 def test_the_reused_diagonal_costs_nothing_and_measured_sizes_count(tmp_path):
     costs = _by(grid_cost(Layout(load_study("params/demo.yaml"), tmp_path)))
-    assert costs["prune", "xnli"].steps == 4 * 3 * 40  # fixed max_steps: known without data
-    assert costs["transfer", "xnli"].steps == 4 * 2 * (3 + 1) * 40  # 3 other targets + the random control
+    assert costs["prune", "xnli"].steps == 4 * (3 + 3 * 2) * 40  # fixed max_steps: known without data
+    assert costs["transfer", "xnli"].steps == 4 * 2 * 3 * 40  # 3 other targets; the diagonal is the IMP level
     study = load_study("params/paper.yaml")
     layout = Layout(study, tmp_path)
     run = layout.data_dir("ner", "hi")
     run.write_json("stats.json", {"sizes": {"train": 64}})
     run.mark_done()
-    hi = _by(grid_cost(layout))["prune", "ner"].steps - 10 * 30 * 8 * math.ceil(20_000 / 32)
-    assert hi == 10 * 30 * 2  # 64 measured examples at batch 32
+    hi = _by(grid_cost(layout))["prune", "ner"].steps - (16 * 30 + 6 * 3) * 8 * math.ceil(20_000 / 32)
+    assert hi == (16 * 30 + 6 * 3) * 2  # 64 measured examples at batch 32

@@ -84,6 +84,9 @@ def test_status_reports_everything_done(smoke):
     _, params, _, _ = smoke
     out = cli("status", str(params))
     assert out.returncode == 0 and out.stdout.strip().endswith("35 done")
+    controls = out.stdout.split("\n", 4)[:4]  # the registered controls first, those the study draws starred
+    assert controls[0].startswith("controls") and all(line.lstrip().startswith("*") for line in controls[1:])
+    assert any("pretrained: pre-trained magnitude (P) (scored" in line for line in controls)
 
 
 def test_a_concurrent_run_is_refused(smoke):

@@ -376,7 +376,7 @@ BAD_PARAMS = [
         "unknown-control",
         _set("prune.controls", ["random", "shuffled"]),
         problem=r"prune\.controls \['shuffled'\] are not registered controls",
-        fix=r"\['pretrained', 'random'\]",
+        fix=r"\['global_random', 'pretrained', 'random'\]",
     ),
     Bad(
         "negative-learning-rate",
@@ -450,8 +450,8 @@ BAD_PARAMS = [
     ),
     Bad(
         "wrong-type-bool",
-        _set("transfer.random_control", "yes please"),
-        problem=r"transfer\.random_control must be true or false",
+        _set("tasks.xnli.imp_train.group_by_length", "yes please"),
+        problem=r"tasks\.xnli\.imp_train\.group_by_length must be true or false",
     ),
     Bad("wrong-type-list", _set("seeds", "57"), problem=r"seeds must be a list, got '57'"),
     Bad(

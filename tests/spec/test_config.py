@@ -48,8 +48,8 @@ def test_run_keys_are_pinned():
     assert run_key("prune", 1, TrainConfig(learning_rate=1e-4)) == "61a7d4a5e210"
     layout = Layout(load_study(SMOKE), "/nonexistent")
     assert layout.data_key("xnli", "ur") == "e0d7fdb99d41"
-    assert layout.prune_key("xnli", "ur") == "50fbea9a30a3"
-    assert layout.transfer_key("xnli", "ur", 1) == "a6a5bd481ce9"  # level 1: sparsity 0.5 of smoke's schedule
+    assert layout.prune_key("xnli", "ur") == "d526a6ad4c21"  # prune 5: controls scored in IMP runs
+    assert layout.transfer_key("xnli", "ur", 1) == "e819dd5296f5"  # level 1 (50 %); transfer 3
 
 
 def test_a_new_field_with_its_default_keeps_run_keys():
@@ -80,7 +80,7 @@ def test_keys_ignore_runtime_and_depend_on_what_matters(tmp_path):
         (("kind: tokcls", "kind: ner"), r"tasks\.ner\.kind 'ner' is unknown: use one of \['mlm', 'seqcls', 'tokcls'\]"),
         (("schedule: [0.5, 0.8]", "schedule: [0.8, 0.5]"), "not strictly increasing"),
         (("schedule: [0.5, 0.8]", "schedule: [0.5, 1.0]"), r"outside \(0, 1\)"),
-        (("random_control: true", "random_control: yes please"), "must be true or false"),
+        (("head_at_rewind: init", "head_at_rewind: true"), "must be a string"),
         (("max_train: 64", "max_train: lots"), "must be an integer"),
         (("head_at_rewind: init", "head_at_rewind: init\n  warmup: 3"), r"unknown parameter\(s\) \['warmup'\]"),
         (

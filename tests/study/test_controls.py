@@ -14,7 +14,7 @@ from subnetworks.spec import ConfigError, load_study
 from subnetworks.study import controls as registry
 from subnetworks.study.controls import Control, ControlInputs, register
 from subnetworks.study.layout import Layout
-from subnetworks.study.stages import run_overlap, run_prune, run_transfer
+from subnetworks.study.stages import run_overlap, run_prune
 from subnetworks.study.workspace import Workspace
 
 
@@ -22,7 +22,8 @@ class FirstWeights(Control):
     """A trivial control: in every tensor, the first weights in row-major order, as many as the IMP mask keeps."""
 
     name = "first"
-    transfer = True
+    label = "first weights"
+    scored = True
     across_languages = True
 
     def draw(self, inputs: ControlInputs) -> Mask:
@@ -51,7 +52,7 @@ def _params(root, controls: list[str]):
 
 
 @pytest.mark.slow
-def test_a_registered_control_is_drawn_transferred_and_overlapped(first, tmp_path):
+def test_a_registered_control_is_drawn_scored_and_overlapped(first, tmp_path):
     study = _params(tmp_path, ["random", "pretrained", "first"])
     ws = Workspace.create(study)
     for lang in ("en", "ur"):
@@ -61,8 +62,20 @@ def test_a_registered_control_is_drawn_transferred_and_overlapped(first, tmp_pat
         mine = load_mask(ws.layout.mask_path("ner", "en", 57, level, "first"))
         assert mine.density_by() == imp.density_by() and mine.meta["kind"] == "first"
         assert all(bool(t.reshape(-1)[: int(t.sum())].all()) for t in mine.tensors.values())
-    rows = run_transfer(ws, "ner", "en", 1, 57).read_json("metrics.json")
-    assert {(r["mask"], r["target"]) for r in rows} >= {("first", "en"), ("random", "en")}
+    scored = ws.layout.prune_dir("ner", "en", 57).read_json("metrics.json")["controls"]
+    # smoke's transfer runs train otherwise than IMP (4 steps, not 6): every control is scored both ways
+    assert {(r["control"], r["level"], r["training"]) for r in scored} == {
+        (c, lv, training)
+        for c in ("random", "pretrained", "first")
+        for lv in study.transfer_levels
+        for training in ("imp", "transfer")
+    }
+    steps = {r["training"]: r["steps"] for r in scored}
+    assert steps == {
+        "imp": study.task("ner").imp_train.max_steps,
+        "transfer": study.task("ner").transfer_train.max_steps,
+    }
+    assert all(r["density"] == pytest.approx(1 - r["sparsity"], abs=1e-3) for r in scored)
     overlap = run_overlap(ws, "ner")
     assert "first" in set(pd.read_csv(overlap.file("pairwise.csv")).masks)
     assert "first" in set(pd.read_csv(overlap.file("controls.csv")).control)

@@ -44,10 +44,11 @@ def test_imp_levels_have_exact_counts_and_nest(ws):
         mask = load_mask(ws.layout.mask_path("ner", "en", 57, level))
         assert mask.kept == kept_count(mask.numel, ws.study.sparsity_of(level))
         assert mask.meta["lang"] == "en" and mask.meta["task"] == "ner" and mask.meta["model_type"] == "bert"
-        for control in ("random", "pretrained"):
+        for control in ("random", "global_random", "pretrained"):
             assert load_mask(ws.layout.mask_path("ner", "en", 57, level, control)).kept == mask.kept
         random = load_mask(ws.layout.mask_path("ner", "en", 57, level, "random"))
-        assert random.density_by() == mask.density_by()
+        assert random.density_by() == mask.density_by()  # layer-wise: the IMP mask's count in every tensor
+        assert float(mask.meta["movement_q999"]) > float(mask.meta["movement_q50"]) > 0
         if previous is not None:
             assert mask.issubset(previous)
         previous = mask
@@ -88,7 +89,8 @@ def test_a_lost_mask_of_a_finished_level_is_drawn_again_identically(ws):
     run = ws.layout.prune_dir("ner", "en", 57)
     level2 = run.sub("level_02")
     before = {
-        kind: load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind)) for kind in ("imp", "random", "pretrained")
+        kind: load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind))
+        for kind in ("imp", "random", "global_random", "pretrained")
     }
     for kind in before:
         ws.layout.mask_path("ner", "en", 57, 2, kind).unlink()
@@ -104,7 +106,7 @@ def test_a_lost_mask_of_a_finished_level_is_drawn_again_identically(ws):
 def test_transfer_diagonal_reuses_the_identical_imp_training(ws):
     run = run_transfer(ws, "ner", "en", 2, 57)
     rows = {(r["mask"], r["target"]): r for r in run.read_json("metrics.json")}
-    assert set(rows) == {("imp", "en"), ("imp", "ur"), ("random", "en")}
+    assert set(rows) == {("imp", "en"), ("imp", "ur")}  # the controls on each target are scored in its IMP run
     assert "reused_from" in rows[("imp", "en")]
     assert rows[("imp", "ur")]["sparsity"] == ws.study.sparsity_of(2) == 0.8
     fresh = train_and_score(
@@ -141,10 +143,27 @@ def test_overlap_tables(ws):
         "output",
     ]
     assert set(pairs[pairs.by == "layer"].group) == {"0", "1"}
-    assert set(pairs.masks) == {"imp", "random"}  # the pre-trained-magnitude mask is the same in every language
+    assert set(pairs.masks) == {"imp", "random", "global_random"}  # P is the same mask in every language
     controls = pd.read_csv(run.file("controls.csv"))
-    assert set(controls.lang) == {"en", "ur"} and set(controls.control) == {"random", "pretrained"}
+    assert set(controls.lang) == {"en", "ur"} and set(controls.control) == {"random", "global_random", "pretrained"}
     assert controls.jaccard.between(0, 1).all()
+    counts = pd.read_csv(run.file("departure_counts.csv"), dtype={"group": str})
+    overall = counts[counts.by == "all"]
+    assert (overall.gained == overall.lost).all()  # an IMP mask keeps as many weights as P: every gain is a loss
+    assert (overall.departures_in_band <= 2 * overall.gained).all() and (overall.band_size > 0).all()
+    departures = pd.read_csv(run.file("departures.csv"), dtype={"group": str})
+    assert set(departures.by) == {"all", "layer", "module"}
+    assert (departures.jaccard_p <= 1).all() and (departures.excess <= 1).all()
+
+
+def test_controls_are_scored_in_their_own_language_at_the_transfer_levels(ws):
+    metrics = ws.layout.prune_dir("ner", "ur", 57).read_json("metrics.json")
+    scored = {(r["control"], r["level"]): r for r in metrics["controls"]}
+    assert set(scored) == {(c, lv) for c in ("random", "global_random", "pretrained") for lv in (1, 2)}
+    for (control, level), row in scored.items():
+        assert row["density"] == pytest.approx(1 - ws.study.sparsity_of(level), abs=1e-3) and 0 <= row["score"] <= 1
+        assert ws.layout.level_dir("ner", "ur", 57, level).sub(control).done
+    assert 0 <= metrics["theta0_zero_share"] < 0.01  # a random tiny BERT has no exact zeros to speak of
 
 
 def test_head_trained_at_rewind_carries_the_head_between_levels(tmp_path):

@@ -251,6 +251,7 @@ EXPECTED = {  # what a finished directory must hold, by the shape of its path
     "data": ("stats.json", "raw/dataset_dict.json", "encoded/dataset_dict.json"),
     "prune": ("metrics.json", "params.json"),
     "level": ("metrics.json",),
+    "control": ("metrics.json",),  # a control scored inside an IMP level
     "transfer": ("metrics.json",),
     "target": ("metrics.json",),
     "overlap": ("pairwise.csv", "shared.csv", "controls.csv"),
@@ -261,6 +262,8 @@ def _kind(rel: Path) -> str:
     name = rel.name
     if name.startswith("level_"):
         return "level"
+    if rel.parent.name.startswith("level_"):
+        return "control"
     if "_to_" in name:
         return "target"
     return rel.parts[0]

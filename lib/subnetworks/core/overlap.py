@@ -1,4 +1,4 @@
-"""Overlap of sub-network masks, computed on packed bits, next to what random masks of the same density give.
+"""Overlap of sub-network masks, computed on packed bits, next to what the random controls give (:mod:`.nulls`).
 
 Only |A∩B| needs a popcount: |A∪B| = |A| + |B| − |A∩B|, and the positions where two masks agree are
 n − |A| − |B| + 2|A∩B|. Each tensor is packed into its own run of uint64 words, so per-layer and per-module
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import nulls
 from .maskio import read_packed
 from .masks import Grouping, Mask, MaskError
 
@@ -99,6 +100,22 @@ class PackedMasks:
         n = sum(self.segments[name][2] for name in names)
         return np.diagonal(inter).copy(), inter, n
 
+    @property
+    def size(self) -> int:
+        """Positions (weights) each mask covers."""
+        return sum(n for _, _, n in self.segments.values())
+
+    def tensor_counts(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Kept counts (masks × tensors) and sizes (tensors) of the tensors ``names``."""
+        kept = np.stack(
+            [
+                np.bitwise_count(self.words[:, a:b]).sum(axis=1, dtype=np.int64)
+                for a, b, _ in (self.segments[n] for n in names)
+            ],
+            axis=1,
+        )
+        return kept, np.array([self.segments[n][2] for n in names], dtype=np.int64)
+
     def all_counts(self, names: Sequence[str]) -> tuple[int, int, int]:
         """|AND of all masks|, |OR of all masks| and the number of positions over ``names``."""
         sub = self.words[:, self._columns(names)] if len(names) < len(self.segments) else self.words
@@ -149,29 +166,28 @@ def agreement_from_counts(kept: np.ndarray, inter: np.ndarray, n: int) -> np.nda
     return 1.0 - (kept[:, None] + kept[None, :] - 2 * inter) / n
 
 
-def expected_random_pair(d1: float, d2: float) -> tuple[float, float]:
-    """(Jaccard, agreement) expected of two independent uniformly random masks of densities d1 and d2."""
-    both = d1 * d2
-    union = d1 + d2 - both
-    return (both / union if union else 1.0), both + (1 - d1) * (1 - d2)
-
-
-def expected_random_all(densities: Sequence[float]) -> tuple[float, float]:
-    """(Jaccard, agreement) expected of several independent random masks: |AND|/|OR| and share all-equal."""
-    all_kept = float(np.prod(densities))
-    none_kept = float(np.prod([1 - d for d in densities]))
-    any_kept = 1 - none_kept
-    return (all_kept / any_kept if any_kept else 1.0), all_kept + none_kept
+def _expected(packed: PackedMasks, names: Sequence[str], rows: list[int]) -> dict[str, float]:
+    """The nulls of the masks ``rows`` over the tensors ``names``: drawn per tensor with their counts there
+    (layer-wise random), and drawn over all prunable weights with their overall densities (global random)."""
+    kept, sizes = packed.tensor_counts(names)
+    densities = packed.tensor_counts(list(packed.segments))[0].sum(axis=1) / packed.size
+    layer_j, layer_a = nulls.layerwise(kept[rows], sizes)
+    global_j, global_a = nulls.global_(densities[rows], int(sizes.sum()))
+    return {
+        "expected_layerwise_jaccard": layer_j,
+        "expected_layerwise_agreement": layer_a,
+        "expected_global_jaccard": global_j,
+        "expected_global_agreement": global_a,
+    }
 
 
 def pairwise(packed: PackedMasks, key: Grouping | None = None) -> list[dict]:
-    """One row per (group, mask a, mask b), a ≠ b: Jaccard, agreement and their random expectations."""
+    """One row per (group, mask a, mask b), a ≠ b: Jaccard, agreement and the nulls of both random controls."""
     rows = []
     for group, names in packed.groups(key).items():
         kept, inter, n = packed.counts(names)
         jac, agr = jaccard_from_counts(kept, inter), agreement_from_counts(kept, inter, n)
         for i, j in combinations(range(len(packed.labels)), 2):
-            exp_j, exp_a = expected_random_pair(kept[i] / n, kept[j] / n)
             rows.append(
                 {
                     "group": group,
@@ -179,28 +195,24 @@ def pairwise(packed: PackedMasks, key: Grouping | None = None) -> list[dict]:
                     "b": packed.labels[j],
                     "jaccard": float(jac[i, j]),
                     "agreement": float(agr[i, j]),
-                    "random_jaccard": exp_j,
-                    "random_agreement": exp_a,
+                    **_expected(packed, names, [i, j]),
                 }
             )
     return rows
 
 
 def shared_by_all(packed: PackedMasks, key: Grouping | None = None) -> list[dict]:
-    """One row per group: Jaccard and agreement of all masks at once, and the random expectation."""
+    """One row per group: Jaccard (|AND| / |OR|) and agreement of all masks at once, and both nulls."""
     rows = []
     for group, names in packed.groups(key).items():
         both, either, n = packed.all_counts(names)
-        kept, _, _ = packed.counts(names)
-        exp_j, exp_a = expected_random_all([k / n for k in kept])
         rows.append(
             {
                 "group": group,
                 "jaccard": both / either if either else 1.0,
                 "agreement": (both + n - either) / n,
                 "kept_by_all": both / n,
-                "random_jaccard": exp_j,
-                "random_agreement": exp_a,
+                **_expected(packed, names, list(range(len(packed.labels)))),
             }
         )
     return rows

@@ -80,14 +80,24 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
+def lr_factor(cfg: TrainConfig, steps: int, step: int) -> float:
+    """The learning rate at ``step`` as a share of the peak: linear warm-up over ``warmup_ratio`` of the steps,
+    then linear decay to zero."""
+    warmup = int(cfg.warmup_ratio * steps)
+    return (step + 1) / max(1, warmup) if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
+
+
 def warmup_then_decay(
     optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero."""
-    warmup = int(cfg.warmup_ratio * steps)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
-    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, steps, s))
+
+
+def learning_rate_sum(cfg: TrainConfig, n_examples: int) -> float:
+    """The sum of the encoder's learning rate over a training: how far, at most, it can move a weight (before
+    Adam's normalisation), the budget of the training-budget curve."""
+    steps = total_steps(cfg, n_examples)
+    return cfg.learning_rate * sum(lr_factor(cfg, steps, s) for s in range(steps))
 
 
 def total_steps(cfg: TrainConfig, n_examples: int) -> int:

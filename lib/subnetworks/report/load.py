@@ -19,8 +19,10 @@ from ..study.store import read_json
 METRICS = {"mlm": "masked-token accuracy", "seqcls": "accuracy", "tokcls": "entity F1"}
 _RUN = ["task", "seed", "sparsity"]
 _OVERLAP = [*_RUN, "masks", "by", "group"]
-_MEASURES = ["jaccard", "agreement"]
-_RANDOM = ["random_jaccard", "random_agreement"]
+_NULLS = [f"expected_{null}_{m}" for null in ("layerwise", "global") for m in ("jaccard", "agreement")]
+_BAND = [*_RUN, "threshold_p", "band_halfwidth", "by", "group"]
+_DEPARTURES = ["gained_jaccard", "lost_jaccard", "expected_gained_jaccard", "expected_gained_jaccard_band"]
+_DEPARTURES += ["expected_lost_jaccard", "expected_lost_jaccard_band", "jaccard_p", "jaccard_p_band"]
 COLUMNS = {  # the frames' columns when no run has finished
     "data": [
         "task",
@@ -34,22 +36,29 @@ COLUMNS = {  # the frames' columns when no run has finished
         "test_majority_rate",
     ],
     "prune": ["task", "lang", "seed", "level", "sparsity", "density", "score"],
+    "control_scores": ["task", "lang", "seed", "control", "training", "level", "sparsity", "density", "score"],
+    "theta0": ["task", "lang", "seed", "theta0_zero_share"],
     "transfer": ["task", "source", "target", "mask", "sparsity", "seed", "score"],
-    "pairwise": [*_OVERLAP, "a", "b", *_MEASURES, *_RANDOM],
-    "shared": [*_OVERLAP, *_MEASURES, "kept_by_all", *_RANDOM],
+    "pairwise": [*_OVERLAP, "a", "b", "jaccard", "agreement", *_NULLS],
+    "shared": [*_OVERLAP, "jaccard", "agreement", "kept_by_all", *_NULLS],
     "controls": [
         *_RUN,
         "lang",
         "control",
         "jaccard",
-        "random_jaccard",
+        "expected_layerwise_jaccard",
+        "expected_global_jaccard",
         "threshold",
         "ties_at_threshold",
         "control_ties_at_threshold",
     ],
+    "departures": [*_BAND, "a", "b", "jaccard", *_DEPARTURES, "excess", "excess_band"],
+    "departure_counts": [*_BAND, "mask", "gained", "lost", "departures_in_band", "size", "p_kept", "band_size"],
 }
-OVERLAP_FILES = ("pairwise", "shared", "controls")
-TEXT_COLUMNS = {"group": str, "a": str, "b": str, "lang": str, "control": str, "masks": str}  # layer "0" stays "0"
+OVERLAP_FILES = ("pairwise", "shared", "controls", "departures", "departure_counts")
+TEXT_COLUMNS = {  # layer "0" stays "0"; a language stays a string
+    name: str for name in ("group", "a", "b", "lang", "control", "masks", "mask")
+}
 
 
 @dataclass
@@ -58,11 +67,15 @@ class Results:
 
     layout: Layout
     data: pd.DataFrame
-    prune: pd.DataFrame
+    prune: pd.DataFrame  # one row per IMP level
+    control_scores: pd.DataFrame  # each scored control fine-tuned and scored on its run's language, like the level
+    theta0: pd.DataFrame  # per prune run: the share of prunable weights that are exactly zero in θ0
     transfer: pd.DataFrame
     pairwise: pd.DataFrame
     shared: pd.DataFrame
     controls: pd.DataFrame  # one row per (task, seed, sparsity, lang, control), as the overlap stage wrote it
+    departures: pd.DataFrame  # pairs of languages' departures from P, their nulls and the excess overlap
+    departure_counts: pd.DataFrame  # per language: weights gained and lost against P, and in the band
     stage_seconds: pd.DataFrame  # stage, run, seconds (from each run's timing.json)
     missing: list[str]  # grid labels of the unfinished runs
     env: dict[str, Any]  # env.json of one run: the machine
@@ -82,6 +95,12 @@ class Results:
     def sparsities(self) -> list[float]:
         """The transfer sparsities as the schedule writes them (the stages write the same floats)."""
         return [self.study.sparsity_of(level) for level in self.study.transfer_levels]
+
+    @property
+    def theta0_zero_share(self) -> float | None:
+        """The share of prunable weights that are exactly zero in θ0 (the same θ0 in every run: the first one's)."""
+        shares = self.theta0["theta0_zero_share"].dropna()
+        return None if shares.empty else float(shares.iloc[0])
 
     def languages(self, task: str) -> list[str]:
         return list(self.study.task_languages(task))
@@ -127,8 +146,12 @@ def _read_run(run: Run) -> dict[str, list[dict]]:
     if run.stage == "data":
         return {"data": [_data_row(run.dir.read_json("stats.json"))]}
     if run.stage == "prune":
-        fields = {"task": run.task, "lang": run.lang, "seed": run.seed}
-        return {"prune": [{**fields, **level} for level in run.dir.read_json("metrics.json")["levels"]]}
+        fields, metrics = {"task": run.task, "lang": run.lang, "seed": run.seed}, run.dir.read_json("metrics.json")
+        return {
+            "prune": [{**fields, **level} for level in metrics["levels"]],
+            "control_scores": [{"training": "imp", **fields, **row} for row in metrics.get("controls", [])],
+            "theta0": [{**fields, "theta0_zero_share": metrics.get("theta0_zero_share")}],
+        }
     if run.stage == "transfer":
         return {"transfer": [{"task": run.task, **row} for row in run.dir.read_json("metrics.json")]}
     return {name: _csv_rows(run.dir.file(f"{name}.csv")) for name in OVERLAP_FILES}
@@ -136,7 +159,7 @@ def _read_run(run: Run) -> dict[str, list[dict]]:
 
 def _csv_rows(path: Path) -> list[dict]:
     """A table of the overlap stage (its sparsities read back as the very floats of the schedule it wrote); a study
-    without controls writes an empty controls.csv."""
+    without controls writes an empty controls.csv, one without the pre-trained-magnitude control empty departures."""
     try:
         return pd.read_csv(path, dtype=TEXT_COLUMNS).to_dict("records")
     except pd.errors.EmptyDataError:

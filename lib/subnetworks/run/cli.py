@@ -1,4 +1,4 @@
-"""``python -m subnetworks run|status|report PARAMS [--artifacts DIR] [--set key=value …]``."""
+"""``python -m subnetworks run|status|report|budget PARAMS [--artifacts DIR] [--set key=value …]``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..demo.smoke import make_smoke_assets
 from ..spec import ConfigError, load_study
 from ..study.layout import Layout
 from ..study.store import ArtifactError, LockedError
+from .budget import run_budget
 from .cost import grid_cost
 from .kernel import SharedKernel
 from .local import run_study
@@ -18,7 +19,7 @@ from .publish import publish_results, render_report
 from .slurm_queue import SlurmError
 from .slurm_submit import grid_summary
 from .stage_runs import StageFailed, stage_runs
-from .status import status
+from .status import controls_lines, status
 from .study_params import open_study
 
 
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "run every unfinished stage of the study, then render the report"),
         ("status", "show what is done, running, partial and left"),
         ("report", "re-render the report from the artefacts (trains nothing)"),
+        ("budget", "the training-budget curve: prune and overlap at each budget of budget.points, then its report"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("params", help="params file, e.g. params/demo.yaml")
@@ -91,6 +93,8 @@ def _print_cost(params: str, artifacts: str, seconds_per_example: float) -> None
 
 
 def _print_status(params: str, artifacts: str, overrides: list[str]) -> None:
+    for line in controls_lines(load_study(params, overrides)):
+        print(line)
     rows = status(params, artifacts, overrides)
     width = max(len(r["run"]) for r in rows)
     for r in rows:
@@ -125,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             _print_cost(args.params, args.artifacts, args.seconds_per_example)
         elif args.command == "status":
             _print_status(args.params, args.artifacts, args.overrides)
+        elif args.command == "budget":
+            run_budget(args.params, args.artifacts, args.overrides, reports_dir=args.reports)
         else:
             _report(args.params, args.artifacts, args.overrides, args.reports)
     except (ConfigError, ArtifactError, LockedError, StageFailed, SlurmError, FileNotFoundError, ValueError) as err:

@@ -53,33 +53,43 @@ def _steps(cfg: TrainConfig, n_examples: int | None) -> int | None:
 
 
 def grid_cost(layout: Layout) -> list[StageCost]:
-    """IMP (dense level plus one level per sparsity) and transfer (every target, plus each transfer control on the
-    source) per task; the transfer diagonal costs nothing when it reuses the IMP level (same training config)."""
+    """IMP (dense level plus one level per sparsity, plus each scored control at the transfer levels, a second time
+    with the transfer runs' training where it differs) and transfer (every target) per task; the transfer diagonal
+    costs nothing when it reuses the IMP level (same training)."""
     study, out = layout.study, []
-    transfer_controls = sum(control.transfer for control in controls_of(study))
-    seeds = len(study.seeds)
+    scored = sum(c.scored for c in controls_of(study)) * len(study.transfer_levels) if study.prune.score_controls else 0
     for task, cfg in study.tasks.items():
         langs = study.task_languages(task)
         sizes = {lang: train_size(layout, task, lang) for lang in langs}
         unknown = tuple(lang for lang, n in sizes.items() if n is None)
-        levels = len(study.levels)
-        imp = [_steps(cfg.imp_train, sizes[lang]) for lang in langs]
-        out.append(_stage("prune", task, len(langs) * seeds, imp, levels * seeds, cfg.imp_train, unknown))
-        reuse = cfg.transfer_train == cfg.imp_train
-        per_source = []
-        for source in langs:
-            targets = [t for t in langs if not (reuse and t == source)]
-            if study.transfer.random_control:
-                targets += [source] * transfer_controls
-            per_source += [_steps(cfg.transfer_train, sizes[t]) for t in targets]
-        repeats = len(study.transfer_levels) * seeds
-        out.append(_stage("transfer", task, len(langs) * repeats, per_source, repeats, cfg.transfer_train, unknown))
+        differs = cfg.transfer_train != cfg.imp_train and study.transfer.enabled
+        prune = []
+        for lang in langs:  # one prune run's fine-tunings
+            prune += [(_steps(cfg.imp_train, sizes[lang]), cfg.imp_train)] * (len(study.levels) + scored)
+            prune += [(_steps(cfg.transfer_train, sizes[lang]), cfg.transfer_train)] * (scored if differs else 0)
+        out.append(_stage("prune", task, len(langs) * len(study.seeds), prune, len(study.seeds), unknown))
+        if study.transfer.enabled:
+            transfer = [
+                (_steps(cfg.transfer_train, sizes[t]), cfg.transfer_train)
+                for s in langs
+                for t in langs
+                if differs or t != s
+            ]
+            repeats = len(study.transfer_levels) * len(study.seeds)
+            out.append(_stage("transfer", task, len(langs) * repeats, transfer, repeats, unknown))
     return out
 
 
 def _stage(
-    stage: str, task: str, runs: int, steps: list[int | None], repeats: int, cfg: TrainConfig, unknown: tuple[str, ...]
+    stage: str,
+    task: str,
+    runs: int,
+    trainings: list[tuple[int | None, TrainConfig]],
+    repeats: int,
+    unknown: tuple[str, ...],
 ) -> StageCost:
-    """``steps`` of one pass, each done ``repeats`` times (IMP levels × seeds; sparsities × seeds)."""
-    total = None if any(s is None for s in steps) else sum(steps) * repeats
-    return StageCost(stage, task, runs, total, None if total is None else total * cfg.batch_size, unknown)
+    """``trainings`` (steps, config) of one pass, each done ``repeats`` times (seeds; transfer levels × seeds)."""
+    if any(steps is None for steps, _ in trainings):
+        return StageCost(stage, task, runs, None, None, unknown)
+    steps = sum(s for s, _ in trainings) * repeats
+    return StageCost(stage, task, runs, steps, sum(s * cfg.batch_size for s, cfg in trainings) * repeats, unknown)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report import open_report, summary_section
+from ..spec import StudyConfig
 from ..study.layout import Layout
 from ..study.store import exclusive, write_json
 from .kernel import SharedKernel
@@ -50,7 +51,9 @@ def run_study(
             + (f" on {workers} workers" if workers > 1 and todo else "")
         )
         kernel = stack.enter_context(SharedKernel()) if workers == 1 or not todo else None
-        timings = _execute(todo, [r.label for r in runs if r.finished], _threads(layout), echo, kernel, workers)
+        timings = execute_runs(
+            todo, [r.label for r in runs if r.finished], worker_threads(study), echo, kernel, workers
+        )
         kernel = kernel or stack.enter_context(SharedKernel())
         summary = _timing_summary(layout, start, runs, todo, timings)
         if todo:  # the report shows the times of the last run that did work; a rerun's go to timings-latest.json
@@ -71,15 +74,15 @@ def run_study(
     return summary
 
 
-def _threads(layout: Layout) -> int:
+def worker_threads(study: StudyConfig) -> int:
     """Torch threads per worker kernel: as params say, else the cores shared out among the workers."""
-    workers = layout.study.runtime.workers
-    if layout.study.runtime.num_threads or workers == 1:
-        return layout.study.runtime.num_threads
+    workers = study.runtime.workers
+    if study.runtime.num_threads or workers == 1:
+        return study.runtime.num_threads
     return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
-def _execute(
+def execute_runs(
     todo: list[StageRun], finished: list[str], threads: int, echo, kernel: SharedKernel | None, workers: int
 ) -> list[dict[str, Any]]:
     timings = []

@@ -18,15 +18,18 @@ from .stage_runs import EXECUTED, NOTEBOOKS, REPORT, StageFailed, reports_dir
 README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 
 
-def render_report(layout: Layout, params_file: Path, kernel: SharedKernel, reports: str | Path = "") -> Path:
-    """Execute 05_report into the artefacts and convert it to ``report.html`` in the reports directory."""
+def render_report(
+    layout: Layout, params_file: Path, kernel: SharedKernel, reports: str | Path = "", notebook: str = "05_report"
+) -> Path:
+    """Execute a report notebook (05_report, or 06_budget for the budget curve) into the artefacts and convert it
+    to ``report.html`` in the reports directory."""
     root = reports_dir(layout.study, reports)
     root.mkdir(parents=True, exist_ok=True)
-    executed = layout.artifacts / REPORT / EXECUTED
+    executed = layout.artifacts / REPORT / (EXECUTED if notebook == "05_report" else f"{notebook}.ipynb")
     executed.parent.mkdir(parents=True, exist_ok=True)
     parameters = {"params_file": str(params_file), "artifacts": str(layout.artifacts), "reports_dir": str(root)}
     try:
-        kernel.execute(NOTEBOOKS / "05_report.ipynb", executed, parameters)
+        kernel.execute(NOTEBOOKS / f"{notebook}.ipynb", executed, parameters)
     except papermill.PapermillExecutionError as err:
         raise StageFailed(f"report failed with {err.ename}: {err.evalue}\n  executed notebook: {executed}") from None
     exporter = HTMLExporter(

@@ -8,9 +8,28 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ..spec import StudyConfig
+from ..study.controls import CONTROLS
 from .slurm import job_states
 from .stage_runs import FAILED, stage_runs
 from .study_params import open_study
+
+
+def controls_lines(study: StudyConfig) -> list[str]:
+    """The registered controls, which of them the study draws, and where each is used."""
+    lines = ["controls (registered; * drawn by this study):"]
+    for name, control in CONTROLS.items():
+        uses = [
+            u
+            for u, on in (
+                ("scored at the transfer levels", control.scored and study.prune.score_controls),
+                ("overlapped across languages", control.across_languages),
+            )
+            if on
+        ]
+        mark = "*" if name in study.prune.controls else " "
+        lines.append(f"  {mark} {name}: {control.label}" + (f" ({', '.join(uses)})" if uses else ""))
+    return lines
 
 
 def status(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = ()) -> list[dict[str, str]]:

@@ -10,6 +10,8 @@ from .load import apply_override, dump_params, load_params, load_study, read_par
 from .notebooks import NOTEBOOK_PARAMS, validate_notebook_params
 from .schema import (
     TASK_KINDS,
+    BudgetConfig,
+    BudgetPoint,
     FamilyConfig,
     ModelConfig,
     PruneConfig,
@@ -22,6 +24,8 @@ from .schema import (
 )
 
 __all__ = [
+    "BudgetConfig",
+    "BudgetPoint",
     "ConfigError",
     "FamilyConfig",
     "ModelConfig",

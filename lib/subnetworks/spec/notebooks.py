@@ -62,6 +62,7 @@ NOTEBOOK_PARAMS = {
     "03_transfer": TransferParams,
     "04_overlap": OverlapParams,
     "05_report": ReportParams,
+    "06_budget": ReportParams,
 }
 
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}

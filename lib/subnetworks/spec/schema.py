@@ -89,15 +89,35 @@ class PruneConfig:
     schedule: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # cumulative sparsities, increasing
     patterns: tuple[str, ...] = ()  # regexes over base-encoder parameter names; empty: the encoder family's set
     head_at_rewind: str = choice("init", "trained")  # init: the head restarts from its seeded init | trained: kept
-    controls: tuple[str, ...] = ("random", "pretrained")  # registered control masks drawn at every level
+    # registered control masks drawn at every level (and scored at the transfer levels, where they are scored)
+    controls: tuple[str, ...] = ("random", "global_random", "pretrained")
+    score_controls: bool = True  # fine-tune and score the scored controls at the transfer levels (the budget curve
+    #                              needs only their masks)
 
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """Which sub-networks are transferred, and which controls are fine-tuned next to them."""
+    """Which sub-networks are transferred (each control is scored on every target by that target's own IMP run)."""
 
     sparsities: tuple[float, ...] = (0.5, 0.8)  # must be levels of prune.schedule
-    random_control: bool = True  # fine-tune the transfer controls (the random mask) on the source language
+    enabled: bool = True  # false: no transfer runs (the masks at these sparsities are still compared)
+
+
+@dataclass(frozen=True)
+class BudgetPoint:
+    """One training budget of the budget curve, as multipliers of every task's IMP training."""
+
+    steps: float = ranged(1.0, **POSITIVE)  # × max_steps (rounded to whole steps)
+    learning_rate: float = ranged(1.0, **POSITIVE)  # × learning_rate (the encoder's; the head keeps its rate)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """The training-budget curve (``python -m subnetworks budget``): the study's prune and overlap stages at each
+    budget, to see where the sub-networks leave the pre-trained-magnitude mask."""
+
+    points: tuple[BudgetPoint, ...] = ()
+    tasks: tuple[str, ...] = ()  # the tasks of the curve; empty: every task
 
 
 @dataclass(frozen=True)
@@ -170,6 +190,7 @@ class StudyConfig:
     description: str = ""
     prune: PruneConfig = PruneConfig()
     transfer: TransferConfig = TransferConfig()
+    budget: BudgetConfig = BudgetConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     def task(self, name: str) -> TaskConfig:

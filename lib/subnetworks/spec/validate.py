@@ -45,8 +45,10 @@ def validate_study(study: StudyConfig) -> StudyConfig:
             raise ConfigError(f"task {name!r} has none of the study languages {list(study.languages)}")
         for section in ("imp_train", "transfer_train"):
             _check_training(getattr(task, section), f"tasks.{name}.{section}")
-    if study.model.mlm_head.max_steps:
-        study.task(study.model.mlm_head_task)  # the head's text must come from a task of this study
+    if study.model.mlm_head.max_steps and any(task.kind == "mlm" for task in study.tasks.values()):
+        study.task(study.model.mlm_head_task)  # the head an MLM task needs is fitted on a task's text
+    for name in study.budget.tasks:
+        study.task(name)
     validate_schedule(study.prune.schedule)
     _unique(study.prune.controls, "prune.controls")
     for s in study.transfer.sparsities:

@@ -1,8 +1,10 @@
 """Controls: masks drawn beside every IMP mask, so that each figure can show what chance or pre-training alone give.
 
 A control is one registered class: its name (its mask file is ``<name>_mask.safetensors`` in every IMP level), how
-it is drawn from the level's IMP mask and the pre-trained weights, and where it is used (fine-tuned on the source
-language in transfer runs; overlapped across languages). ``prune.controls`` in params lists the ones a study draws.
+it is drawn from the level's IMP mask and the pre-trained weights, and where it is used: ``scored`` controls are
+fine-tuned and scored on their run's own language at the transfer levels, exactly as the IMP mask is (so a control
+scored on t is the transfer control of every source's sub-network on t); ``across_languages`` ones are overlapped
+between languages. ``prune.controls`` in params lists the ones a study draws.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from ..core.masks import Mask
 from ..core.prune import magnitude_prune
-from ..core.random_masks import random_per_tensor
+from ..core.random_masks import random_global, random_per_tensor
 from ..spec import ConfigError, StudyConfig
 
 
@@ -37,7 +39,8 @@ class Control:
     """Base of every control: override ``name`` and ``draw``; set the flags for where it is used."""
 
     name: ClassVar[str]
-    transfer: ClassVar[bool] = False  # fine-tuned on the source language in transfer runs (transfer.random_control)
+    label: ClassVar[str]  # how tables and figures name it
+    scored: ClassVar[bool] = False  # fine-tuned and scored on its run's language at the transfer levels
     across_languages: ClassVar[bool] = False  # its masks of different languages are overlapped pairwise
 
     def draw(self, inputs: ControlInputs) -> Mask:
@@ -72,7 +75,8 @@ class RandomPerTensor(Control):
     """The IMP mask's kept count in every tensor, at uniformly random positions (a layer-wise random mask)."""
 
     name = "random"
-    transfer = True
+    label = "layer-wise random"
+    scored = True
     across_languages = True
 
     def draw(self, inputs: ControlInputs) -> Mask:
@@ -80,10 +84,26 @@ class RandomPerTensor(Control):
 
 
 @register
+class RandomGlobal(Control):
+    """The IMP mask's total kept count, at uniformly random positions over all prunable weights (the authors'
+    baseline): tensors keep about the mask's overall density each, whatever IMP kept in them."""
+
+    name = "global_random"
+    label = "global random"
+    scored = True
+    across_languages = True
+
+    def draw(self, inputs: ControlInputs) -> Mask:
+        return random_global(inputs.imp, language_seed(inputs.seed, inputs.task, inputs.lang) + 1)
+
+
+@register
 class PretrainedMagnitude(Control):
     """Magnitude pruning of the pre-trained weights alone (no fine-tuning): what pre-training implies."""
 
     name = "pretrained"
+    label = "pre-trained magnitude (P)"
+    scored = True
 
     def draw(self, inputs: ControlInputs) -> Mask:
         return magnitude_prune(inputs.theta0, inputs.full, inputs.sparsity)

@@ -73,7 +73,7 @@ class Grid:
                     )
         for task in study.tasks:
             langs = study.task_languages(task)
-            for level in study.transfer_levels:
+            for level in study.transfer_levels if study.transfer.enabled else ():
                 for source in langs:
                     for seed in study.seeds:
                         needs = (prune_label(task, source, seed), *(_label("data", task, t) for t in langs))

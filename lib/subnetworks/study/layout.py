@@ -16,8 +16,11 @@ from .store import RunDir
 
 # prune 2: per-language random seeds; 3: masks keep the model's tensor order on disk (ties, random draws);
 # prune 4 / transfer 2: evaluation in order of length (MLM's test masks are drawn per batch, so they changed);
-# overlap 2: controls.csv has one row per (language, control) with its Jaccard to the IMP mask
-STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 4, "transfer": 2, "overlap": 2}
+# overlap 2: controls.csv has one row per (language, control) with its Jaccard to the IMP mask;
+# prune 5 / transfer 3 / overlap 3: controls scored in their own language's IMP run at the transfer levels (no more
+# on the source in transfer runs), the global random control, the training's movement in the mask metadata, the
+# nulls of the controls drawn, departures from the pre-trained-magnitude mask
+STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 5, "transfer": 3, "overlap": 3}
 IMP = "imp"  # the IMP mask, beside the registered controls' masks
 
 
@@ -94,7 +97,6 @@ class Layout:
             "source": source,
             "sparsity": self.study.sparsity_of(level),
             "train": cfg.transfer_train,
-            "random_control": self.study.transfer.random_control,
             "targets": sorted(self.study.task_languages(task)),
         }  # another language list is another run
         return run_key("transfer", STAGE_VERSIONS["transfer"], fields, {"prune": self.prune_key(task, source)})

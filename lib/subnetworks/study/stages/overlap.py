@@ -1,8 +1,17 @@
 """Stage ``overlap``: every language's masks of one task compared on packed bits, at each transfer level and seed.
 
-Writes ``pairwise.csv`` and ``shared.csv`` (Jaccard and agreement, overall, per layer and per module type, for the
-IMP masks and each control overlapped across languages) and ``controls.csv`` (each IMP mask against each control of
-its own run). Layers and module types come from the encoder family the masks record.
+Writes, each overall, per layer and per module type (from the encoder family the masks record):
+
+* ``pairwise.csv`` and ``shared.csv``: Jaccard and agreement of the IMP masks and of each control overlapped
+  across languages, beside the nulls of both random controls (layer-wise and global);
+* ``controls.csv``: each IMP mask against each control mask of its own run;
+* ``departures.csv``: pairs of languages' departures from the pre-trained-magnitude mask P (gained, lost), their
+  nulls, and the masks' excess overlap over what P and the departure counts predict; ``departure_counts.csv``.
+
+The band of the departures' second null holds the weights whose pre-trained magnitude lies within δ of P's
+threshold, δ being the largest 99.9th percentile of |θ_T − θ0| among the languages' trainings that chose the masks
+(recorded in each IMP mask's metadata): weights farther from the threshold than training moved nearly any weight
+cannot have crossed it.
 """
 
 from __future__ import annotations
@@ -13,14 +22,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import torch
 
+from ...core.departures import Departures, departure_counts, departure_pairs
 from ...core.maskio import read_metadata
+from ...core.masks import Mask
 from ...core.overlap import PackedMasks, pairwise, shared_by_all
 from ...nn.families import FAMILIES, EncoderFamily, resolve_family
 from ..environment import environment
 from ..layout import IMP
 from ..store import RunDir
 from ..workspace import Workspace
+from .finetune import pretrained_for
+
+PRETRAINED = "pretrained"
+TABLES = ("pairwise", "shared", "controls", "departures", "departure_counts")
 
 
 def run_overlap(ws: Workspace, task: str) -> RunDir:
@@ -33,53 +49,94 @@ def run_overlap(ws: Workspace, task: str) -> RunDir:
     for lang in langs:
         for seed in ws.study.seeds:
             layout.prune_dir(task, lang, seed).require_done(f"IMP for {task}/{lang} (seed {seed})")
-    across = [IMP] + [c.name for c in ws.controls if c.across_languages]
-    tables: dict[str, list[dict]] = {"pairwise": [], "shared": [], "controls": []}
+    tables: dict[str, list[dict]] = {name: [] for name in TABLES}
+    theta0 = None
     for seed in ws.study.seeds:
         for level in ws.study.transfer_levels:
             tag = {"task": task, "seed": seed, "sparsity": ws.study.sparsity_of(level)}
             imp = {lang: layout.mask_path(task, lang, seed, level) for lang in langs}
             groupings = _groupings(ws, imp[langs[0]])
-            for kind in across:
-                packed = PackedMasks.from_files(
-                    {lang: layout.mask_path(task, lang, seed, level, kind) for lang in langs}
-                )
-                for by, key in groupings.items():
-                    tables["pairwise"] += [{**tag, "masks": kind, "by": by, **r} for r in pairwise(packed, key)]
-                    tables["shared"] += [{**tag, "masks": kind, "by": by, **r} for r in shared_by_all(packed, key)]
+            _across_languages(ws, task, seed, level, groupings, tag, tables)
             for lang in langs:
                 controls = {c.name: layout.mask_path(task, lang, seed, level, c.name) for c in ws.controls}
                 tables["controls"] += [{**tag, "lang": lang, **row} for row in _against_controls(imp[lang], controls)]
-    run.path.mkdir(parents=True, exist_ok=True)
-    for name, rows in tables.items():
-        tmp = run.file(f".{name}.csv.tmp")
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-        tmp.replace(run.file(f"{name}.csv"))
+            if any(c.name == PRETRAINED for c in ws.controls):
+                theta0 = theta0 if theta0 is not None else _theta0(ws, task, langs[0], seed)
+                _departures(ws, task, seed, level, theta0, groupings, tag, tables)
+    _write_tables(run, tables)
     run.write_json("env.json", environment(str(ws.device)))
     run.write_json("timing.json", {"seconds": time.perf_counter() - start})
     run.mark_done()
     return run
 
 
+def _across_languages(
+    ws: Workspace, task: str, seed: int, level: int, groupings: dict, tag: dict, tables: dict
+) -> None:
+    langs = ws.study.task_languages(task)
+    for kind in [IMP] + [c.name for c in ws.controls if c.across_languages]:
+        paths = {lang: ws.layout.mask_path(task, lang, seed, level, kind) for lang in langs}
+        packed = PackedMasks.from_files(paths)
+        for by, key in groupings.items():
+            tables["pairwise"] += [{**tag, "masks": kind, "by": by, **r} for r in pairwise(packed, key)]
+            tables["shared"] += [{**tag, "masks": kind, "by": by, **r} for r in shared_by_all(packed, key)]
+
+
+def _departures(
+    ws: Workspace, task: str, seed: int, level: int, theta0: dict, groupings: dict, tag: dict, tables: dict
+) -> None:
+    """The languages' departures from P (the same mask in every language) and their excess overlap."""
+    langs = ws.study.task_languages(task)
+    imp = {lang: ws.layout.mask_path(task, lang, seed, level) for lang in langs}
+    p_path = ws.layout.mask_path(task, langs[0], seed, level, PRETRAINED)
+    masks = PackedMasks.from_files(imp)
+    threshold = float(read_metadata(p_path)["threshold"])
+    halfwidth = max(float(read_metadata(path).get("movement_q999", "nan")) for path in imp.values())
+    band = {n: ((theta0[n].abs() - threshold).abs() <= halfwidth) for n in masks.segments}
+    band_words = PackedMasks.pack({"band": Mask(band)}).words[0]
+    d = Departures(masks, PackedMasks.from_files({"p": p_path}).words[0], band_words)
+    band_tag = {**tag, "threshold_p": threshold, "band_halfwidth": halfwidth}
+    for by, key in groupings.items():
+        tables["departures"] += [{**band_tag, "by": by, **r} for r in departure_pairs(d, key)]
+        tables["departure_counts"] += [{**band_tag, "by": by, **r} for r in departure_counts(d, key)]
+
+
+def _theta0(ws: Workspace, task: str, lang: str, seed: int) -> dict[str, torch.Tensor]:
+    """The pre-trained weights of the encoder (base-encoder names), for the band around P's threshold."""
+    model, theta0 = pretrained_for(ws, task, lang, seed)
+    prefix = model.base_model_prefix + "."
+    return {name[len(prefix) :]: value for name, value in theta0.items() if name.startswith(prefix)}
+
+
 def _against_controls(imp: Path, controls: dict[str, Path]) -> list[dict]:
-    """Jaccard of one IMP mask with each control mask of its run (each file read once), and the ties at the
-    thresholds that chose them."""
+    """Jaccard of one IMP mask with each control mask of its run (each file read once), with that pair's nulls, and
+    the ties at the thresholds that chose them."""
     packed = PackedMasks.from_files({IMP: imp, **controls})
     with_imp = {r["b"]: r for r in pairwise(packed) if r["a"] == IMP}
     meta = read_metadata(imp)
     rows = []
     for name, path in controls.items():
+        row = with_imp[name]
         rows.append(
             {
                 "control": name,
-                "jaccard": with_imp[name]["jaccard"],
-                "random_jaccard": with_imp[name]["random_jaccard"],
+                "jaccard": row["jaccard"],
+                "expected_layerwise_jaccard": row["expected_layerwise_jaccard"],
+                "expected_global_jaccard": row["expected_global_jaccard"],
                 "threshold": float(meta.get("threshold", "nan")),
                 "ties_at_threshold": int(meta.get("ties_at_threshold", 0)),
                 "control_ties_at_threshold": int(read_metadata(path).get("ties_at_threshold", 0)),
             }
         )
     return rows
+
+
+def _write_tables(run: RunDir, tables: dict[str, list[dict]]) -> None:
+    run.path.mkdir(parents=True, exist_ok=True)
+    for name, rows in tables.items():
+        tmp = run.file(f".{name}.csv.tmp")
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+        tmp.replace(run.file(f"{name}.csv"))
 
 
 def _groupings(ws: Workspace, mask: Path) -> dict[str, Callable[[str], str] | None]:

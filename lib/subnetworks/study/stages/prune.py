@@ -4,7 +4,13 @@ sub-network; each checks for its finished files first.
 
 Level k's IMP mask prunes the weights that training level k−1 ended with. They are not kept on disk (a model per
 level would be gigabytes): if level k−1 finished in an earlier process and level k's mask is missing, level k−1 is
-trained again in memory, which gives the same weights (training is deterministic).
+trained again in memory, which gives the same weights (training is deterministic). How far training moved the
+weights (|θ_T − θ0| over the weights level k−1 kept) goes into level k's mask metadata: it bounds which weights
+training could carry across the pruning threshold.
+
+At the transfer levels every scored control is then fine-tuned and scored like the IMP mask (``_score_control``),
+each in its own resumable sub-run: P, and the random masks, on this language; where the transfer runs train
+otherwise than IMP, a second time as they do, so that a control on t compares with acc(s, t).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
@@ -67,10 +75,10 @@ class _Imp:
         meta = {**self.ws.mask_meta(self.task, self.lang, self.seed), "model_type": model_type(self.model)}
         return Mask.full({n: shapes[n] for n in names}, **meta)
 
-    def mask(self, level: int) -> Mask:
+    def mask(self, level: int, kind: str = IMP) -> Mask:
         if level == 0:
             return self.full
-        return load_mask(self.level(level).file(mask_file(IMP)), encoder_shapes(self.model), self.ws.study.model.name)
+        return load_mask(self.level(level).file(mask_file(kind)), encoder_shapes(self.model), self.ws.study.model.name)
 
     @property
     def head(self) -> list[str]:
@@ -97,8 +105,25 @@ def run_prune(ws: Workspace, task: str, lang: str, seed: int) -> RunDir:
     for level in ws.study.levels:
         _prune_level(imp, level, trained)
         trained = _train_level(imp, level)
+    scored = [c.name for c in ws.controls if c.scored and ws.study.prune.score_controls]
+    controls = [
+        _score_control(imp, level, name, training)
+        for level in ws.study.transfer_levels
+        for name in scored
+        for training in _trainings(ws, task)
+    ]
     levels = [imp.level(level).read_json("metrics.json") for level in ws.study.levels]
-    run.write_json("metrics.json", {"levels": levels, "head_at_rewind": ws.study.prune.head_at_rewind})
+    theta0 = imp.prunable("theta0").values()
+    zeros = sum(int((w == 0).sum()) for w in theta0) / sum(w.numel() for w in theta0)
+    run.write_json(
+        "metrics.json",
+        {
+            "levels": levels,
+            "controls": controls,
+            "theta0_zero_share": zeros,
+            "head_at_rewind": ws.study.prune.head_at_rewind,
+        },
+    )
     run.write_json("params.json", {"task": task, "lang": lang, "seed": seed, "key": ws.layout.prune_key(task, lang)})
     run.write_json("env.json", environment(str(ws.device)))
     run.write_json("timing.json", {"seconds": time.perf_counter() - start})
@@ -120,8 +145,10 @@ def _prune_level(imp: _Imp, level: int, trained: bool) -> None:
     else:
         if not trained:  # level k−1 finished in an earlier process: train it again (the same weights)
             _train(imp, level - 1)
-        mask = magnitude_prune(imp.prunable(), imp.mask(level - 1), sparsity)
-        save_mask(mask, ldir.file(mask_file(IMP)), kind=IMP, level=ldir.path.name)
+        before = imp.mask(level - 1)
+        mask = magnitude_prune(imp.prunable(), before, sparsity)
+        movement = _movement(imp.prunable(), imp.prunable("theta0"), before)
+        save_mask(mask, ldir.file(mask_file(IMP)), kind=IMP, level=ldir.path.name, **movement)
         missing = controls
     inputs = ControlInputs(mask, imp.prunable("theta0"), imp.full, sparsity, imp.seed, imp.task, imp.lang)
     for control in missing:
@@ -141,11 +168,45 @@ def _train_level(imp: _Imp, level: int) -> bool:
     return True
 
 
-def _train(imp: _Imp, level: int) -> dict:
-    """Rewind to θ0 (and to level k−1's trained head with ``head_at_rewind: trained``), fine-tune, score."""
-    mask = imp.mask(level)
+def _score_control(imp: _Imp, level: int, name: str, training: str) -> dict:
+    """A control's mask at a transfer level fine-tuned and scored on this language as the IMP mask is (``imp``), or
+    as the transfer runs fine-tune a source's mask on it (``transfer``, where that training differs)."""
+    sub = imp.level(level).sub(name if training == "imp" else f"{name}_{training}")
+    if not sub.done:
+        sub.write_json("metrics.json", {**_train(imp, level, name, training), "control": name, "training": training})
+        sub.mark_done()
+    return sub.read_json("metrics.json")
+
+
+def _trainings(ws: Workspace, task: str) -> list[str]:
+    """The trainings a control is scored with: IMP's, and the transfer runs' where those differ."""
+    cfg = ws.study.task(task)
+    return ["imp"] + (["transfer"] if ws.study.transfer.enabled and cfg.transfer_train != cfg.imp_train else [])
+
+
+def _movement(trained: dict, theta0: dict, kept: Mask) -> dict[str, float]:
+    """Quantiles of |θ_T − θ0| over the weights the mask kept while training (pruned ones were held at zero)."""
+    moved = (
+        torch.cat(
+            [(trained[n] - theta0[n]).detach().abs().reshape(-1)[kept.tensors[n].reshape(-1)] for n in kept.tensors]
+        )
+        .float()
+        .cpu()
+        .numpy()
+    )
+    return {
+        f"movement_{name}": float(np.quantile(moved, q))
+        for name, q in (("q50", 0.5), ("q99", 0.99), ("q999", 0.999), ("max", 1.0))
+    }
+
+
+def _train(imp: _Imp, level: int, kind: str = IMP, training: str = "imp") -> dict:
+    """Rewind to θ0, fine-tune, score. With IMP's training (``imp``) the head restarts as IMP's does (from level
+    k−1's trained head with ``head_at_rewind: trained``); with ``transfer``'s it starts from its seeded
+    initialisation, as in the transfer runs."""
+    mask = imp.mask(level, kind)
     imp.model.load_state_dict(imp.theta0)
-    if level > 0 and imp.ws.study.prune.head_at_rewind == "trained":
+    if training == "imp" and level > 0 and imp.ws.study.prune.head_at_rewind == "trained":
         _load_head(imp.model, imp.level(level - 1).file("head.safetensors"))
     sparsity = imp.ws.study.sparsity_of(level)
     metrics = train_and_score(
@@ -154,8 +215,8 @@ def _train(imp: _Imp, level: int) -> dict:
         imp.lang,
         imp.seed,
         None if level == 0 else mask,
-        imp.ws.study.task(imp.task).imp_train,
-        desc=f"IMP {imp.task}/{imp.lang} level {level} ({sparsity:.0%})",
+        getattr(imp.ws.study.task(imp.task), f"{training}_train"),
+        desc=f"{'IMP' if kind == IMP else kind} {imp.task}/{imp.lang} level {level} ({sparsity:.0%})",
         model=imp.model,
     )
     return {**metrics, "level": level, "sparsity": sparsity}

@@ -1,0 +1,176 @@
+"""Fast: the report's tables and sentences fed by hand (no study runs): the relative change (the paper's and against
+P), the random controls' gaps to their nulls and the sentence that states them, θ0's zeros, the paper's numbers,
+and the labels the report gives the study's controls."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from subnetworks import report
+from subnetworks.report.names import CONTROL_LABELS
+from subnetworks.report.overlap_sections import random_controls_sentence
+from subnetworks.report.overlap_tables import jaccard_sd, random_null_gaps
+from subnetworks.report.text import zeros_sentence
+from subnetworks.spec import ModelConfig, PruneConfig, StudyConfig, TaskConfig, TransferConfig
+from subnetworks.study.controls import CONTROLS
+from subnetworks.study.layout import Layout
+
+LANGS = ["en", "ur", "zh"]
+PAPER_YAML = Path(report.__file__).with_name("paper.yaml")
+ACC = {  # acc[s][t]: the source's mask fine-tuned and scored on t
+    "en": {"en": 0.8, "ur": 0.6, "zh": 0.4},
+    "ur": {"en": 0.7, "ur": 0.9, "zh": 0.45},
+    "zh": {"en": 0.4, "ur": 0.3, "zh": 0.5},
+}
+
+
+def _three_language_results(tmp_path: Path) -> report.Results:
+    """Results of a study with nothing finished, for tables fed by hand."""
+    task = TaskConfig(kind="tokcls", source="hub", dataset="unused")
+    study = StudyConfig(
+        name="hand",
+        model=ModelConfig(name="unused"),
+        languages=tuple(LANGS),
+        tasks={"ner": task},
+        transfer=TransferConfig(sparsities=(0.5, 0.8)),
+    )
+    return report.load_results(Layout(study, tmp_path / "artifacts"))
+
+
+def _transfer_rows(acc: dict, sparsity: float = 0.5) -> list[dict]:
+    return [
+        {"task": "ner", "source": s, "target": t, "mask": "imp", "sparsity": sparsity, "seed": 57, "score": v}
+        for s, row in acc.items()
+        for t, v in row.items()
+    ]
+
+
+def test_relative_change_table_matches_a_matrix_computed_by_hand(tmp_path):
+    res = _three_language_results(tmp_path)
+    assert res.sparsities == [0.5, 0.8] and len(res.missing) > 0
+    rows = _transfer_rows(ACC)
+    rows += [{**r, "sparsity": 0.8} for r in rows if r["source"] != "zh"]  # zh's run at 80 % has not finished
+    rows += [{**r, "mask": "random", "score": 0.0} for r in rows if r["source"] == r["target"]]  # not IMP: ignored
+    res.transfer = pd.DataFrame(rows)
+    table = report.tables.relative_change_table(res)
+    at = {(r.sparsity, r.source): r.relative_change for r in table.itertuples()}
+    # (acc(s,t) − acc(t,t)) / acc(t,t), mean over the two targets t ≠ s
+    assert at[0.5, "en"] == pytest.approx(((0.6 - 0.9) / 0.9 + (0.4 - 0.5) / 0.5) / 2)
+    assert at[0.5, "ur"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
+    assert at[0.5, "zh"] == pytest.approx(((0.4 - 0.8) / 0.8 + (0.3 - 0.9) / 0.9) / 2)
+    # at 80 % acc(zh, zh) is unknown, so every source that transfers to zh is NaN, and zh itself is absent
+    assert list(table[table["sparsity"] == 0.8]["source"]) == ["en", "ur"]
+    assert math.isnan(at[0.8, "en"]) and math.isnan(at[0.8, "ur"])
+    assert table["relative_change_vs_pretrained"].isna().all()  # no control was scored
+
+
+def test_relative_change_against_p_uses_p_scored_on_each_target(tmp_path):
+    res = _three_language_results(tmp_path)
+    res.transfer = pd.DataFrame(_transfer_rows(ACC))
+    p = {"en": 0.5, "ur": 0.6, "zh": 0.0}  # acc(P, t); P on zh scores 0: every source transferring to zh is NaN
+    res.control_scores = pd.DataFrame(
+        [
+            {
+                "task": "ner",
+                "lang": t,
+                "seed": 57,
+                "control": c,
+                "training": "imp",
+                "level": 1,
+                "sparsity": 0.5,
+                "score": v,
+            }
+            for t, v in p.items()
+            for c in ("pretrained", "random")
+        ]
+    )
+    table = report.tables.relative_change_table(res).set_index("source")["relative_change_vs_pretrained"]
+    assert table["zh"] == pytest.approx(((0.4 - 0.5) / 0.5 + (0.3 - 0.6) / 0.6) / 2)
+    assert math.isnan(table["en"]) and math.isnan(table["ur"])
+    transfer = report.tables.transfer_table(res).set_index(["source", "target"])
+    assert transfer.at[("en", "ur"), "change_vs_pretrained"] == pytest.approx((0.6 - 0.6) / 0.6)
+    assert transfer.at[("ur", "en"), "pretrained_score"] == 0.5
+    assert list(report.tables.control_matrices(res, "ner")[0.5].index) == ["pretrained", "random"]
+
+
+def test_relative_change_table_is_nan_where_a_targets_own_score_is_zero(tmp_path):
+    res = _three_language_results(tmp_path)
+    scores = {"en": ACC["en"], "ur": {**ACC["ur"], "ur": 0.0}, "zh": ACC["zh"]}  # acc(ur, ur) = 0
+    res.transfer = pd.DataFrame(_transfer_rows(scores))
+    at = dict(zip(*report.tables.relative_change_table(res)[["source", "relative_change"]].to_numpy().T))
+    assert math.isnan(at["en"]) and math.isnan(at["zh"])
+    assert at["ur"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
+
+
+def _pairs(rows: list[tuple[str, str, str, float, float, float]]) -> pd.DataFrame:
+    """Pairwise rows (masks, a, b, jaccard, expected layer-wise, expected global) of one task at 80 %."""
+    base = {"task": "ner", "seed": 57, "sparsity": 0.8, "by": "all", "group": "all", "agreement": 0.5}
+    return pd.DataFrame(
+        [
+            {**base, "masks": m, "a": a, "b": b, "jaccard": j, "expected_layerwise_jaccard": lw}
+            | {"expected_global_jaccard": g, "expected_layerwise_agreement": 0.5, "expected_global_agreement": 0.5}
+            for m, a, b, j, lw, g in rows
+        ]
+    )
+
+
+def test_random_control_sentence_states_the_largest_gap_and_whether_it_is_within_tolerance(tmp_path):
+    res = _three_language_results(tmp_path)
+    res.pairwise = _pairs(
+        [
+            ("imp", "en", "ur", 0.9, 0.112, 0.111),  # not a random control: no gap of its own
+            ("random", "en", "ur", 0.1130, 0.1120, 0.1110),
+            ("random", "en", "zh", 0.1050, 0.1120, 0.1110),  # the largest gap of the layer-wise control: 0.0070
+            ("global_random", "en", "ur", 0.1140, 0.1200, 0.1110),  # global: measured against the global null
+        ]
+    )
+    gaps = random_null_gaps(res)
+    assert list(gaps["gap"].round(6)) == [0.001, -0.007, 0.003]
+    assert gaps["sd"].isna().all()  # the number of prunable weights is unknown without departure counts
+    text = random_controls_sentence(gaps)
+    assert "layer-wise random masks against the layer-wise null: largest gap 0.0070 (ner at 80 %, en–zh" in text
+    assert "0.1050 measured, 0.1120 expected), not within 0.005" in text
+    assert "global random masks against the global null: largest gap 0.0030" in text
+    assert "0.1140 measured, 0.1110 expected), within 0.005" in text
+    res.pairwise, res.cache = res.pairwise.iloc[:1], {}
+    assert random_controls_sentence(random_null_gaps(res)) == ""  # no random control drawn: no sentence
+
+
+def test_jaccard_sd_matches_the_spread_of_random_draws():
+    rng, size, kept = np.random.default_rng(0), 4416, 883
+    draws = []
+    for _ in range(3000):
+        a, b = np.zeros(size, bool), np.zeros(size, bool)
+        a[rng.choice(size, kept, replace=False)] = b[rng.choice(size, kept, replace=False)] = True
+        draws.append((a & b).sum() / (a | b).sum())
+    assert jaccard_sd(size, 1 - kept / size) == pytest.approx(np.std(draws), rel=0.1)
+    assert math.isnan(jaccard_sd(math.nan, 0.8))
+
+
+def test_zero_share_flags_the_sparsities_that_prune_only_zeros():
+    flagged = zeros_sentence(0.25, (0.1, 0.2, 0.3))
+    assert "25.00 %" in flagged and "at 10 % and 20 % sparsity" in flagged and "trivial: pruning zeros" in flagged
+    clear = zeros_sentence(0.0, (0.5, 0.8))
+    assert "trivial" not in clear and "lowest is 50 %" in clear
+
+
+def test_paper_numbers_come_from_paper_yaml():
+    published = yaml.safe_load(PAPER_YAML.read_text(encoding="utf-8"))
+    assert report.PAPER.average_overlap == published["average_overlap"]
+    assert report.PAPER.task_names == published["task_names"]
+    assert report.PAPER.ranking == "NER 94 % > XNLI 85 % > MLM 68 %"
+    for section in ("scores", "transfer", "relative_change", "departures", "departures_groups", "controls"):
+        assert "not in the paper" in published["findings"][section].lower(), section
+
+
+def test_report_labels_the_controls_as_the_study_registers_them():
+    """The report names controls from its own mapping (it may not import the study's controls); this keeps the two
+    in step, for every control a study draws by default (other tests may register more)."""
+    assert set(PruneConfig().controls) <= set(CONTROL_LABELS)
+    assert CONTROL_LABELS == {name: CONTROLS[name].label for name in CONTROL_LABELS}
