@@ -4,6 +4,7 @@ import torch
 
 from subnetworks.core.masks import Mask
 from subnetworks.core.prune import magnitude_prune, select_prunable
+from subnetworks.core.schedule import total_steps
 from subnetworks.demo.smoke import _nli_example, tiny_bert_config
 from subnetworks.nn.collate import make_collator
 from subnetworks.nn.data import encode
@@ -17,7 +18,6 @@ from subnetworks.nn.train import (
     finetune,
     forward_loss,
     set_trainable,
-    total_steps,
     warmup_then_decay,
 )
 from subnetworks.spec import TrainConfig

@@ -4,6 +4,7 @@ and the labels the report gives the study's controls."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from subnetworks import report
 from subnetworks.report.names import CONTROL_LABELS
 from subnetworks.report.overlap_sections import random_controls_sentence
 from subnetworks.report.overlap_tables import jaccard_sd, random_null_gaps
+from subnetworks.report.sections import budget_sentence
 from subnetworks.report.text import zeros_sentence
-from subnetworks.spec import ModelConfig, PruneConfig, StudyConfig, TaskConfig, TransferConfig
+from subnetworks.spec import ModelConfig, PruneConfig, StudyConfig, TaskConfig, TransferConfig, load_study
 from subnetworks.study.controls import CONTROLS
 from subnetworks.study.layout import Layout
 
@@ -174,3 +176,15 @@ def test_report_labels_the_controls_as_the_study_registers_them():
     in step, for every control a study draws by default (other tests may register more)."""
     assert set(PruneConfig().controls) <= set(CONTROL_LABELS)
     assert CONTROL_LABELS == {name: CONTROLS[name].label for name in CONTROL_LABELS}
+
+
+def test_the_report_states_its_training_budget_and_cites_the_budget_curve(tmp_path):
+    curve = tmp_path / "curve"
+    curve.mkdir()
+    (curve / "summary.json").write_text(json.dumps({"sentences": {"ner": "ner: the curve says so."}}))
+    study = load_study("params/smoke.yaml", [f"runtime.budget_report={curve}"])
+    res = report.load_results(Layout(study, tmp_path / "no-runs-yet"))
+    text = budget_sentence(res)
+    ner = study.task("ner").imp_train  # 6 steps at 3e-3, no warm-up: 3e-3 × (6 + 5 + … + 1) / 6
+    assert f"ner {ner.learning_rate * 3.5:.2g}" in text and text.endswith("ner: the curve says so.")
+    assert "curve" not in budget_sentence(report.load_results(Layout(load_study("params/smoke.yaml"), tmp_path)))

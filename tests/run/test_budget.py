@@ -10,8 +10,8 @@ import pytest
 import yaml
 from processes import run_cli
 
+from subnetworks.core.schedule import learning_rate_sum
 from subnetworks.demo.smoke import write_smoke_params
-from subnetworks.nn.train import learning_rate_sum
 from subnetworks.run.budget import _runs, budget_points, paper_budgets
 from subnetworks.run.study_params import effective_params
 from subnetworks.spec import ConfigError, TrainConfig, repo_root

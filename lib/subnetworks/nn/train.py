@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..core.masks import Mask
 from ..core.prune import apply_mask, mask_multipliers
+from ..core.schedule import lr_factor, total_steps
 from ..spec import TrainConfig
 from .collate import Collator
 from .models import encoder_parameters
@@ -80,30 +81,10 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def lr_factor(cfg: TrainConfig, steps: int, step: int) -> float:
-    """The learning rate at ``step`` as a share of the peak: linear warm-up over ``warmup_ratio`` of the steps,
-    then linear decay to zero."""
-    warmup = int(cfg.warmup_ratio * steps)
-    return (step + 1) / max(1, warmup) if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
-
-
 def warmup_then_decay(
     optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, steps, s))
-
-
-def learning_rate_sum(cfg: TrainConfig, n_examples: int) -> float:
-    """The sum of the encoder's learning rate over a training: how far, at most, it can move a weight (before
-    Adam's normalisation), the budget of the training-budget curve."""
-    steps = total_steps(cfg, n_examples)
-    return cfg.learning_rate * sum(lr_factor(cfg, steps, s) for s in range(steps))
-
-
-def total_steps(cfg: TrainConfig, n_examples: int) -> int:
-    if cfg.max_steps:
-        return cfg.max_steps
-    return max(1, math.ceil(cfg.epochs * math.ceil(n_examples / cfg.batch_size)))
 
 
 def set_trainable(model: nn.Module, name: str, trainable: bool) -> None:

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.schedule import learning_rate_sum
+from ..spec import resolve_path
 from ..study.layout import Layout
+from ..study.store import read_json
 from .figures import plot_relative_change, plot_scores, plot_transfer
 from .load import Results
 from .names import control_label
@@ -65,6 +68,7 @@ def intro_section(rep: Report) -> Section:
         "on target t.",
         f"**Controls** drawn at every IMP level: {'; '.join(map(control_label, study.prune.controls)) or 'none'}. "
         f"Paper: {PAPER.finding('intro_controls')}",
+        budget_sentence(res),
     ]
     if res.missing:
         more = " …" if len(res.missing) > 20 else ""
@@ -72,6 +76,25 @@ def intro_section(rep: Report) -> Section:
             f"**Unfinished runs, left out of this report ({len(res.missing)}):** {', '.join(res.missing[:20])}{more}"
         )
     return Section(f"Language-neutral sub-networks: {label}", ["  \n".join(lines)])
+
+
+def budget_sentence(res: Results) -> str:
+    """Each task's training budget (the learning rate summed over an IMP round), and what the training-budget curve
+    (``runtime.budget_report``) found, so the reader knows in which regime these sub-networks were found."""
+    study, sizes = res.study, res.data.drop_duplicates("task").set_index("task")["train"]
+    budgets = []
+    for task in res.tasks:
+        cfg = study.task(task).imp_train
+        size = sizes.get(task) if not cfg.max_steps else 0
+        budgets.append(f"{task} {learning_rate_sum(cfg, int(size)):.2g}" if size is not None else f"{task} n/a")
+    text = f"**Training budget** (sum of the learning rate over an IMP round): {', '.join(budgets)}."
+    summary = resolve_path(study.runtime.budget_report) / "summary.json" if study.runtime.budget_report else None
+    if summary is not None and summary.exists():
+        curve = read_json(summary)
+        text += f" The training-budget curve (`{study.runtime.budget_report}`): " + " ".join(
+            curve["sentences"].values()
+        )
+    return text
 
 
 def data_section(rep: Report) -> Section:

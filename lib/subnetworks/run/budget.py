@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.atomic import atomic_write_bytes
-from ..nn.train import learning_rate_sum
+from ..core.schedule import learning_rate_sum
 from ..spec import BudgetPoint, ConfigError, StudyConfig, dump_params, load_params, load_study, repo_root
 from ..study.layout import Layout
 from ..study.store import exclusive, write_json

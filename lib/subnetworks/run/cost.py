@@ -1,15 +1,15 @@
 """What a study's grid costs in optimiser steps, before it runs: the basis of the cluster estimate in the README.
 
-Steps follow the training configs exactly as :func:`subnetworks.nn.train.total_steps` counts them, from the training
-split sizes: those a finished data stage measured (its ``stats.json``), else the published sizes below. Evaluation
-is left out (one pass over the test split per fine-tuning run: small next to training).
+Steps follow the training configs exactly as :func:`subnetworks.core.schedule.total_steps` counts them, from the
+training split sizes: those a finished data stage measured (its ``stats.json``), else the published sizes below.
+Evaluation is left out (one pass over the test split per fine-tuning run: small next to training).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..nn.train import total_steps
+from ..core.schedule import total_steps
 from ..spec import TrainConfig
 from ..study.controls import controls_of
 from ..study.layout import Layout

@@ -176,6 +176,7 @@ class RuntimeConfig:
     workers: int = ranged(1, low=1)  # local executor: stage runs at once, each in its own kernel
     progress: bool = True  # tqdm progress bars
     readme_results: bool = False  # copy the report's results.md into README.md between its result markers
+    budget_report: str = ""  # the training-budget curve's reports directory, whose findings this report cites
     executor: str = choice("local", "slurm")  # local: stage runs here | slurm: Slurm jobs through submitit
     slurm: SlurmConfig = SlurmConfig()  # what --executor slurm asks the cluster for, per stage
 
