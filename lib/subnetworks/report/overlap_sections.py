@@ -32,6 +32,7 @@ from .overlap_tables import (
     random_null_gaps,
 )
 from .paper import PAPER
+from .tables import by_task
 from .text import finding, join_and, num, pct, sp
 
 DEPARTURES_INTRO = (
@@ -95,10 +96,7 @@ def departures_section(rep: Report) -> Section:
     if table.empty:
         return section
     section.blocks.append(DEPARTURES_INTRO)
-    for task in res.tasks:
-        sub = table[table["task"] == task]
-        if sub.empty:
-            continue
+    for task, sub in by_task(res, table):
         paper = PAPER.finding("departures", task=PAPER.task_names[res.study.task(task).kind])
         run = _departures_sentence(sub[sub["by"] == "all"], task)
         rep.add_figure(section, finding(paper, run), plot_departures(res, task), f"departures_{task}")
@@ -143,10 +141,7 @@ def overlap_section(rep: Report) -> Section:
     avg = rep.save_table(average_overlap_table(res), "overlap_average")
     gaps = rep.save_table(random_null_gaps(res), "random_null_gaps")
     section = Section("Overlap of the languages' sub-networks: the paper's measure")
-    for task in res.tasks:
-        sub = avg[avg["task"] == task]
-        if sub.empty:
-            continue
+    for task, sub in by_task(res, avg):
         parts = [
             f"{pct(r['jaccard'], digits=0)} at {sp(r['sparsity'])} ("
             + "; ".join(
@@ -233,10 +228,7 @@ def controls_section(rep: Report) -> Section:
     table = rep.save_table(controls_table(res), "controls")
     section = Section("The IMP masks against P, and ties at the threshold")
     paper = PAPER.finding("controls")
-    for task in res.tasks:
-        sub = table[table["task"] == task]
-        if sub.empty:
-            continue
+    for task, sub in by_task(res, table):
         parts = [
             f"{num(g['jaccard_with_pretrained'].mean(), 2)} at {sp(s)} "
             f"({NULL_LABELS['layerwise']} {num(g['layerwise_null_jaccard'].mean(), 2)}, "

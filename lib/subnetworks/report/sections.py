@@ -28,6 +28,7 @@ from .overlap_sections import (
 from .paper import PAPER
 from .summary import summary_section
 from .tables import (
+    by_task,
     control_matrices,
     relative_change_table,
     score_table,
@@ -111,10 +112,7 @@ def scores_section(rep: Report) -> Section:
     res, table = rep.results, rep.save_table(score_table(rep.results), "scores")
     section = Section("Sub-networks versus the dense model and the controls")
     paper, controls = PAPER.finding("scores"), scored_controls(res)
-    for task in res.tasks:
-        sub = table[table["task"] == task]
-        if sub.empty:
-            continue
+    for task, sub in by_task(res, table):
         parts = []
         for s in res.sparsities:
             at = sub[sub["sparsity"] == s]
@@ -160,11 +158,9 @@ def relative_change_section(rep: Report) -> Section:
     table = rep.save_table(relative_change_table(res), "relative_change")
     section = Section("Relative change per source language, by sparsity")
     paper = PAPER.finding("relative_change")
-    for task in res.tasks:
-        sub = table[table["task"] == task]
-        if not sub.empty:
-            run = _relative_change_sentence(res, sub, task)
-            rep.add_figure(section, finding(paper, run), plot_relative_change(res, task), f"relative_change_{task}")
+    for task, sub in by_task(res, table):
+        run = _relative_change_sentence(res, sub, task)
+        rep.add_figure(section, finding(paper, run), plot_relative_change(res, task), f"relative_change_{task}")
     wide = table.pivot_table(
         index=["task", "source"], columns="sparsity", values=list(RELATIVE_COLUMNS), sort=False, dropna=False
     )

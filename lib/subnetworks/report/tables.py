@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,14 @@ def mean_over_seeds(frame: pd.DataFrame, keys: list[str], values: list[str]) -> 
 def ratio(num: float, den: float) -> float:
     """num / den; NaN where either is not finite or den is 0."""
     return float(num / den) if den and math.isfinite(den) and math.isfinite(num) else math.nan
+
+
+def by_task(res: Results, table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(task, its rows) for every task of the study that has rows in ``table``, in the study's order."""
+    for task in res.tasks:
+        rows = table[table["task"] == task]
+        if not rows.empty:
+            yield task, rows
 
 
 def scored_controls(res: Results) -> list[str]:
