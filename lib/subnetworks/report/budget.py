@@ -22,6 +22,7 @@ from .text import join_and, num, sp
 
 BUDGET_FILE = "budget.json"
 LEAVES_P = 0.9  # a mask whose Jaccard with P is below this has left P
+CHANCE_MARGIN = 0.01  # a dense model within this of the majority-class rate (or of F1 0) learnt nothing
 
 
 @dataclass
@@ -58,6 +59,12 @@ def _point_rows(point: dict, layout: Layout) -> tuple[list[dict], list[str]]:
             for lv in layout.prune_dir(task, lang, seed).read_json("metrics.json")["levels"]
         ]
         scores = pd.DataFrame(levels)
+        majority = np.mean(
+            [
+                layout.data_dir(task, lang).read_json("stats.json").get("test_majority_rate", 0.0)
+                for lang in study.task_languages(task)
+            ]
+        )  # entity F1's chance level is 0
         for level in study.transfer_levels:
             s = study.sparsity_of(level)
             at = {
@@ -82,6 +89,7 @@ def _point_rows(point: dict, layout: Layout) -> tuple[list[dict], list[str]]:
                     "excess": at["departures"]["excess"].mean(),
                     "excess_band": at["departures"]["excess_band"].mean(),
                     "dense_score": scores[scores["level"] == 0]["score"].mean(),
+                    "dense_at_chance": bool(scores[scores["level"] == 0]["score"].mean() <= majority + CHANCE_MARGIN),
                     "imp_score": at["scores"]["score"].mean(),
                 }
             )
@@ -111,6 +119,9 @@ def plot_budget(res: BudgetResults, task: str) -> Figure | None:
         left.plot(sub["budget"], sub["jaccard_with_p"], "-o", label=sp(sparsity))
         right.plot(sub["budget"], sub["excess_band"], "-o", label=f"{sp(sparsity)}, band null")
         right.plot(sub["budget"], sub["excess"], "--", marker="x", label=f"{sp(sparsity)}, whole-tensor null")
+        collapsed = sub[sub["dense_at_chance"]]
+        left.plot(collapsed["budget"], collapsed["jaccard_with_p"], "o", mfc="none", mec="firebrick", ms=12, mew=1.5)
+    left.plot([], [], "o", mfc="none", mec="firebrick", ms=8, label="dense model at chance")
     left.axhline(LEAVES_P, color="grey", linestyle=":", linewidth=1)
     paper = res.record.get("paper_budget", {}).get(task)
     for ax in (left, right):
@@ -119,7 +130,7 @@ def plot_budget(res: BudgetResults, task: str) -> Figure | None:
         if paper:
             ax.axvline(paper, color="firebrick", linewidth=0.8, linestyle="--")
         ax.set_xlabel("budget: sum of the learning rate over an IMP round's steps")
-    left.set(ylabel="Jaccard of the IMP mask with P", title="left of the black line: the demo's budget")
+    left.set(ylabel="Jaccard of the IMP mask with P", title="black line: the demo's budget")
     right.set(ylabel="excess overlap across languages", title="red dashed: the paper's budget")
     left.legend(title="sparsity")
     right.legend(fontsize=7)
@@ -146,7 +157,27 @@ def _sentence(res: BudgetResults, task: str) -> str:
     paper = res.record.get("paper_budget", {}).get(task)
     demo = rows["budget"].min()
     where = "" if not paper else f" The paper's settings give {num(paper, 4)}, {paper / demo:,.0f} times the demo's."
+    collapsed = list(dict.fromkeys(rows[rows["dense_at_chance"]]["point"]))
+    if collapsed:  # a collapsed training moves the weights without learning: its masks leave P for no good reason
+        where += (
+            f" The dense model is at chance at {join_and(collapsed)} (a learning rate too high for it): there the "
+            "masks leave P through a training that learnt nothing, so only the other points speak for the task."
+        )
     return f"{task}: {join_and(parts)}.{where}"
+
+
+def _times(record: dict) -> str:
+    """The last run that did work: how many stage runs, its wall time with the report (from ``budget.json``)."""
+    last = record.get("last_run") or {}
+    if not last:
+        return "nothing yet."
+    wall = last.get("total_seconds", last.get("runs_seconds", math.nan))
+    m = record.get("machine", {})
+    where = f"{m.get('processor', '?')}, {m.get('cpu_count', '?')} CPUs, torch {m.get('torch', '?')}" if m else "?"
+    return (
+        f"{last.get('executed', '?')} of {record.get('stage_runs', '?')} stage runs in the last run that did "
+        f"work: {wall:.0f} s wall, report included, on {where}."
+    )
 
 
 def budget_sections(rep: Report) -> list[Section]:
@@ -158,13 +189,7 @@ def budget_sections(rep: Report) -> list[Section]:
         [
             f"Budgets: {', '.join(p['label'] for p in res.record['points'])} (multipliers of the demo's IMP steps and "
             "encoder learning rate); each point is the demo's data, IMP and overlap for the curve's tasks, its "
-            "controls drawn but not fine-tuned. Ran "
-            + (
-                f"{res.record.get('executed', '?')} of {res.record.get('stage_runs', '?')} stage runs in "
-                f"{res.record.get('runs_seconds', math.nan):.0f} s."
-                if res.record.get("stage_runs")
-                else "nothing yet."
-            )
+            "controls drawn but not fine-tuned. Ran " + _times(res.record)
         ],
     )
     if res.missing:

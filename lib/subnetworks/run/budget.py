@@ -21,8 +21,9 @@ from typing import Any
 from ..core.atomic import atomic_write_bytes
 from ..core.schedule import learning_rate_sum
 from ..spec import BudgetPoint, ConfigError, StudyConfig, dump_params, load_params, load_study, repo_root
+from ..study.environment import environment
 from ..study.layout import Layout
-from ..study.store import exclusive, write_json
+from ..study.store import exclusive, read_json, write_json
 from .cost import train_size
 from .kernel import SharedKernel
 from .local import execute_runs, worker_threads
@@ -116,6 +117,11 @@ def paper_budgets(tasks: tuple[str, ...]) -> dict[str, float | None]:
     return out
 
 
+def _last_run(root: Path) -> dict[str, Any]:
+    path = root / BUDGET_FILE
+    return read_json(path).get("last_run", {}) if path.exists() else {}
+
+
 def run_budget(
     params_file: str | Path, artifacts: str | Path = "", overrides=(), *, reports_dir: str | Path = "", echo=print
 ) -> dict[str, Any]:
@@ -150,14 +156,18 @@ def run_budget(
             ],
             "paper_budget": paper_budgets(tuple(points[0].layout.study.tasks)),
             "stage_runs": len(runs),
-            "executed": len(todo),
-            "runs_seconds": time.perf_counter() - start,
-            "timings": timings,
+            "machine": environment(study.runtime.device),
+            # the times of the last run that did work: a rerun that only renders the report keeps them
+            "last_run": _last_run(root)
+            if not todo
+            else {"executed": len(todo), "runs_seconds": time.perf_counter() - start, "timings": timings},
         }
         write_json(root / BUDGET_FILE, record)
         kernel = kernel or stack.enter_context(SharedKernel())
         html = render_report(Layout(study, root), effective, kernel, reports_dir, notebook="06_budget")
-    record.update(total_seconds=time.perf_counter() - start, report=str(html))
+    record["report"] = str(html)
+    if todo:
+        record["last_run"]["total_seconds"] = time.perf_counter() - start
     write_json(root / BUDGET_FILE, record)
-    echo(f"done in {record['total_seconds']:.1f} s; report: {html}")
+    echo(f"done in {time.perf_counter() - start:.1f} s; report: {html}")
     return record
