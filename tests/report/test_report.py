@@ -122,8 +122,9 @@ def test_transfer_heatmap_puts_the_controls_under_the_sources_on_one_scale(smoke
     layout, _, _ = smoke
     res = report.load_results(layout)
     fig = report.figures.plot_transfer(res, "ner")
-    panels = [ax for ax in fig.axes if ax.collections and ax.get_ylabel()]
+    panels = [ax for ax in fig.axes if ax.collections and ax.get_title().endswith("sparsity")]
     assert len(panels) == len(res.sparsities)
+    assert [bool(ax.get_ylabel()) for ax in panels] == [True] + [False] * (len(panels) - 1)  # one shared y label
     for ax in panels:
         labels = [t.get_text() for t in ax.get_yticklabels()]
         assert labels == ["en", "ur", "zh", "P", "layer-wise random", "global random"]
