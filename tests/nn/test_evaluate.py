@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from subnetworks.core.stats import ratio
 from subnetworks.nn.collate import make_collator
 from subnetworks.nn.data import encode
-from subnetworks.nn.evaluate import evaluate
+from subnetworks.nn.evaluate import EVAL_MASK_SEED, evaluate
 from subnetworks.nn.train import batches_by_length
 
 CPU = torch.device("cpu")
@@ -95,6 +96,7 @@ def test_ner_evaluation_is_entity_f1(tokenizer):
     for batch_size in (2, 128):  # several batches in order of length, and one
         metrics = _tag(model, tokenizer, ds, batch_size=batch_size)
         assert metrics["f1"] == pytest.approx(f1) and metrics["score"] == metrics["f1"]
+        assert ratio(metrics["examples"]["num"], metrics["examples"]["den"]) == pytest.approx(f1)
         assert metrics["token_accuracy"] == pytest.approx(12 / 16)  # 4 + 3 + 3 + 1 + 1 of 5 + 4 + 3 + 2 + 2 tokens
         assert metrics["n"] == len(SENTENCES)
 
@@ -135,6 +137,7 @@ def test_a_real_token_classifier_that_always_says_b_per(tiny_tokcls, tokenizer):
     # 16 predicted entities, 7 gold ones; only enper2's PER (sentence 2) is a one-token PER
     precision, recall = 1 / 16, 1 / 7
     assert metrics["f1"] == pytest.approx(2 * precision * recall / (precision + recall)) == pytest.approx(2 / 23)
+    assert ratio(metrics["examples"]["num"], metrics["examples"]["den"]) == pytest.approx(metrics["f1"])
     assert metrics["token_accuracy"] == pytest.approx(3 / 16)  # enper0, enper2, enper3 are B-PER
 
 
@@ -147,7 +150,8 @@ def test_a_real_sequence_classifier_that_always_says_one_class(tiny_seqcls, toke
     metrics = evaluate(
         tiny_seqcls, "seqcls", ds, make_collator("seqcls", tokenizer), device=CPU, batch_size=3, progress=False
     )
-    assert metrics == {"score": 3 / 7, "accuracy": 3 / 7, "n": 7}
+    examples = {"num": [0, 1, 1, 0, 1, 0, 0], "den": [1] * 7, "pred": [1] * 7}
+    assert metrics == {"score": 3 / 7, "accuracy": 3 / 7, "n": 7, "examples": examples}
 
 
 def _mlm_set(tokenizer, text, n=12):
@@ -193,10 +197,10 @@ def test_mlm_perplexity_and_accuracy_of_a_fixed_distribution(tiny_mlm, tokenizer
     only_en2 = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en2 en2 en2"), collator, device=CPU, progress=False)
     assert only_en2["perplexity"] == pytest.approx(2 * (vocab - 1), rel=1e-5) and only_en2["accuracy"] == 0.0
 
-    # a mixed text: the masked pieces decide; draw them again as evaluate does (mask_seed, batches by length)
+    # a mixed text: the masked pieces decide; draw them again as evaluate does (its fixed seed, batches by length)
     mixed = _mlm_set(tokenizer, "en1 en2 en1 en3 en1 en4", n=30)
-    metrics = evaluate(tiny_mlm, "mlm", mixed, collator, device=CPU, batch_size=8, mask_seed=4, progress=False)
-    collator.generator = torch.Generator().manual_seed(4)
+    metrics = evaluate(tiny_mlm, "mlm", mixed, collator, device=CPU, batch_size=8, progress=False)
+    collator.generator = torch.Generator().manual_seed(EVAL_MASK_SEED)
     labels = [collator([mixed[i] for i in rows])["labels"] for rows in batches_by_length(mixed, 8)]
     targets = torch.cat([batch[batch != -100] for batch in labels])
     hits = int((targets == en1).sum())
@@ -204,15 +208,22 @@ def test_mlm_perplexity_and_accuracy_of_a_fixed_distribution(tiny_mlm, tokenizer
     assert metrics["accuracy"] == hits / len(targets)
     mean_nll = (hits * math.log(2) + (len(targets) - hits) * math.log(2 * (vocab - 1))) / len(targets)
     assert metrics["perplexity"] == pytest.approx(math.exp(mean_nll), rel=1e-5)
+    per_sentence = [int((batch == en1).sum(-1)[j]) for batch in labels for j in range(len(batch))]
+    order = [i for rows in batches_by_length(mixed, 8) for i in rows]
+    assert [metrics["examples"]["num"][i] for i in order] == per_sentence  # hits per sentence, in test-set order
 
 
-def test_mlm_evaluation_uses_fixed_masks(tiny_mlm, tokenizer):
+def test_mlm_evaluation_uses_fixed_masks_and_more_draws_mask_more_tokens(tiny_mlm, tokenizer):
     ds = encode(datasets.Dataset.from_list([{"text": "en1 en2 en3 en4 en5 en6"}] * 20), "mlm", tokenizer, 16)
-    collator = make_collator("mlm", tokenizer)
-    a = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, mask_seed=1, progress=False)
-    b = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, mask_seed=1, progress=False)
-    c = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, mask_seed=2, progress=False)
-    assert a == b and a != c
+    collator = make_collator("mlm", tokenizer, seed=1)
+    a = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, progress=False)
+    collator.generator = torch.Generator().manual_seed(99)  # whatever state training left: the test masks are fixed
+    b = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, progress=False)
+    assert a == b
+    three = evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, mask_draws=3, progress=False)
+    assert three["n"] == a["n"] == 20 and sum(three["examples"]["den"]) == three["n_tokens"]
+    assert three["n_tokens"] > 2 * a["n_tokens"]
+    assert three["examples"]["den"] != [3 * d for d in a["examples"]["den"]]  # other draws, not the same one thrice
 
 
 def test_evaluation_does_not_depend_on_the_order_of_the_test_set(tiny_seqcls, tokenizer):
@@ -220,5 +231,7 @@ def test_evaluation_does_not_depend_on_the_order_of_the_test_set(tiny_seqcls, to
     test = encode(datasets.Dataset.from_list(rows), "seqcls", tokenizer, 32)
     collator = make_collator("seqcls", tokenizer)
     a = evaluate(tiny_seqcls, "seqcls", test, collator, device=CPU, batch_size=16, progress=False)
-    b = evaluate(tiny_seqcls, "seqcls", test.shuffle(seed=0), collator, device=CPU, batch_size=16, progress=False)
-    assert a == b
+    backwards = test.select(range(47, -1, -1))
+    b = evaluate(tiny_seqcls, "seqcls", backwards, collator, device=CPU, batch_size=16, progress=False)
+    assert {k: v for k, v in a.items() if k != "examples"} == {k: v for k, v in b.items() if k != "examples"}
+    assert a["examples"] == {k: v[::-1] for k, v in b["examples"].items()}  # each record stays with its example

@@ -48,8 +48,8 @@ def test_run_keys_are_pinned():
     assert run_key("prune", 1, TrainConfig(learning_rate=1e-4)) == "61a7d4a5e210"
     layout = Layout(load_study(SMOKE), "/nonexistent")
     assert layout.data_key("xnli", "ur") == "e0d7fdb99d41"
-    assert layout.prune_key("xnli", "ur") == "d526a6ad4c21"  # prune 5: controls scored in IMP runs
-    assert layout.transfer_key("xnli", "ur", 1) == "e819dd5296f5"  # level 1 (50 %); transfer 3
+    assert layout.prune_key("xnli", "ur") == "24bbdec07bd5"  # prune 6: per-example records beside each score
+    assert layout.transfer_key("xnli", "ur", 1) == "abe07a6b01dd"  # level 1 (50 %); transfer 4
 
 
 def test_a_new_field_with_its_default_keeps_run_keys():

@@ -17,6 +17,7 @@ from ..spec import load_study, resolve_path
 from ..study.layout import Layout
 from ..study.store import read_json, write_json
 from .figures import figure, styled
+from .load import cross_language
 from .output import Report, Section
 from .text import join_and, num, sp
 
@@ -49,7 +50,7 @@ def _point_rows(point: dict, layout: Layout) -> tuple[list[dict], list[str]]:
         controls = pd.read_csv(overlap.file("controls.csv"))
         controls = controls[controls["control"] == "pretrained"]
         departures = pd.read_csv(overlap.file("departures.csv"), dtype={"group": str})
-        departures = departures[departures["by"] == "all"]
+        departures = cross_language(departures[departures["by"] == "all"])
         counts = pd.read_csv(overlap.file("departure_counts.csv"), dtype={"group": str})
         counts = counts[counts["by"] == "all"]
         levels = [

@@ -20,7 +20,7 @@ METRICS = {"mlm": "masked-token accuracy", "seqcls": "accuracy", "tokcls": "enti
 _RUN = ["task", "seed", "sparsity"]
 _OVERLAP = [*_RUN, "masks", "by", "group"]
 _NULLS = [f"expected_{null}_{m}" for null in ("layerwise", "global") for m in ("jaccard", "agreement")]
-_BAND = [*_RUN, "threshold_p", "band_halfwidth", "by", "group"]
+_BAND = ["task", "sparsity", "threshold_p", "band_halfwidth", "by", "group"]
 _DEPARTURES = ["gained_jaccard", "lost_jaccard", "expected_gained_jaccard", "expected_gained_jaccard_band"]
 _DEPARTURES += ["expected_lost_jaccard", "expected_lost_jaccard_band", "jaccard_p", "jaccard_p_band"]
 COLUMNS = {  # the frames' columns when no run has finished
@@ -52,8 +52,8 @@ COLUMNS = {  # the frames' columns when no run has finished
         "ties_at_threshold",
         "control_ties_at_threshold",
     ],
-    "departures": [*_BAND, "a", "b", "jaccard", *_DEPARTURES, "excess", "excess_band"],
-    "departure_counts": [*_BAND, "mask", "gained", "lost", "departures_in_band", "size", "p_kept", "band_size"],
+    "departures": [*_BAND, "a", "b", "seed_a", "seed_b", "pair", "jaccard", *_DEPARTURES, "excess", "excess_band"],
+    "departure_counts": [*_BAND, "mask", "seed", "gained", "lost", "departures_in_band", "size", "p_kept", "band_size"],
 }
 OVERLAP_FILES = ("pairwise", "shared", "controls", "departures", "departure_counts")
 TEXT_COLUMNS = {  # layer "0" stays "0"; a language stays a string
@@ -155,6 +155,15 @@ def _read_run(run: Run) -> dict[str, list[dict]]:
     if run.stage == "transfer":
         return {"transfer": [{"task": run.task, **row} for row in run.dir.read_json("metrics.json")]}
     return {name: _csv_rows(run.dir.file(f"{name}.csv")) for name in OVERLAP_FILES}
+
+
+def cross_language(departures: pd.DataFrame) -> pd.DataFrame:
+    """The pairs of masks of two languages that answer the study's question: at different seeds where there are
+    several (free of the shared-seed confound), else at the same seed."""
+    kinds = set(departures["pair"]) if "pair" in departures else set()
+    if not kinds:
+        return departures
+    return departures[departures["pair"] == ("other_seed" if "other_seed" in kinds else "same_seed")]
 
 
 def _csv_rows(path: Path) -> list[dict]:

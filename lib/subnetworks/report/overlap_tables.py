@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..core.stats import spearman
 from ..study.layout import IMP
-from .load import Results
+from .load import Results, cross_language
 from .names import NULLS, PRETRAINED
 from .paper import PAPER
 from .tables import mean_over_seeds, memoised, transfer_table
@@ -202,10 +202,11 @@ DEPARTURE_VALUES = [
 
 @memoised
 def departures_table(res: Results) -> pd.DataFrame:
-    """Mean over pairs of languages and seeds, per task, sparsity and group (``by``: all, layer, module): the IMP
+    """Mean over pairs of languages (at different seeds where there are several), per task, sparsity and group
+    (``by``: all, layer, module): the IMP
     masks' Jaccard and what P and the departure counts alone predict of it (whole pool, band), the Jaccard of their
     gains (A ∖ P) and of their losses (P ∖ A) next to both nulls, and the excess overlap (J − J_P) / (1 − J_P)."""
-    out = mean_over_seeds(res.departures, ["task", "sparsity", "by", "group"], DEPARTURE_VALUES)
+    out = mean_over_seeds(cross_language(res.departures), ["task", "sparsity", "by", "group"], DEPARTURE_VALUES)
     return _in_group_order(res, out)
 
 

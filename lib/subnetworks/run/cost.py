@@ -57,17 +57,19 @@ def grid_cost(layout: Layout) -> list[StageCost]:
     with the transfer runs' training where it differs) and transfer (every target) per task; the transfer diagonal
     costs nothing when it reuses the IMP level (same training)."""
     study, out = layout.study, []
-    scored = sum(c.scored for c in controls_of(study)) * len(study.transfer_levels) if study.prune.score_controls else 0
+    controls = sum(c.scored for c in controls_of(study)) * len(study.transfer_levels)
     for task, cfg in study.tasks.items():
         langs = study.task_languages(task)
         sizes = {lang: train_size(layout, task, lang) for lang in langs}
         unknown = tuple(lang for lang, n in sizes.items() if n is None)
         differs = cfg.transfer_train != cfg.imp_train and study.transfer.enabled
         prune = []
-        for lang in langs:  # one prune run's fine-tunings
-            prune += [(_steps(cfg.imp_train, sizes[lang]), cfg.imp_train)] * (len(study.levels) + scored)
-            prune += [(_steps(cfg.transfer_train, sizes[lang]), cfg.transfer_train)] * (scored if differs else 0)
-        out.append(_stage("prune", task, len(langs) * len(study.seeds), prune, len(study.seeds), unknown))
+        for lang in langs:  # every seed's prune run of a language: its fine-tunings
+            for seed in study.seeds:
+                scored = controls if study.scores_controls(seed) else 0
+                prune += [(_steps(cfg.imp_train, sizes[lang]), cfg.imp_train)] * (len(study.levels) + scored)
+                prune += [(_steps(cfg.transfer_train, sizes[lang]), cfg.transfer_train)] * (scored if differs else 0)
+        out.append(_stage("prune", task, len(langs) * len(study.seeds), prune, 1, unknown))
         if study.transfer.enabled:
             transfer = [
                 (_steps(cfg.transfer_train, sizes[t]), cfg.transfer_train)
@@ -75,7 +77,7 @@ def grid_cost(layout: Layout) -> list[StageCost]:
                 for t in langs
                 if differs or t != s
             ]
-            repeats = len(study.transfer_levels) * len(study.seeds)
+            repeats = len(study.transfer_levels) * len(study.transfer_seeds)
             out.append(_stage("transfer", task, len(langs) * repeats, transfer, repeats, unknown))
     return out
 
@@ -88,7 +90,7 @@ def _stage(
     repeats: int,
     unknown: tuple[str, ...],
 ) -> StageCost:
-    """``trainings`` (steps, config) of one pass, each done ``repeats`` times (seeds; transfer levels × seeds)."""
+    """``trainings`` (steps, config) of one pass, each done ``repeats`` times (transfer: levels × seeds)."""
     if any(steps is None for steps, _ in trainings):
         return StageCost(stage, task, runs, None, None, unknown)
     steps = sum(s for s, _ in trainings) * repeats

@@ -49,6 +49,7 @@ class TaskConfig:
     max_train: int = ranged(0, **NON_NEGATIVE)  # keep the first N training examples after a seeded shuffle; 0 = all
     max_test: int = ranged(0, **NON_NEGATIVE)  # the same for the test split
     mlm_probability: float = ranged(0.15, 0.0, 1.0, low_open=True, high_open=True)  # share of pieces MLM masks
+    eval_mask_draws: int = ranged(1, low=1)  # MLM: times the test split is masked (independent draws, fixed seed)
     languages: tuple[str, ...] = ()  # the study languages this task has (XNLI has no fa); empty = all
     label: str = ""  # how reports name the task (e.g. what it stands in for); not part of any run key
     imp_train: TrainConfig = TrainConfig()
@@ -93,6 +94,7 @@ class PruneConfig:
     controls: tuple[str, ...] = ("random", "global_random", "pretrained")
     score_controls: bool = True  # fine-tune and score the scored controls at the transfer levels (the budget curve
     #                              needs only their masks)
+    control_seeds: tuple[int, ...] = ()  # the seeds whose runs score the controls; empty: every seed
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class TransferConfig:
 
     sparsities: tuple[float, ...] = (0.5, 0.8)  # must be levels of prune.schedule
     enabled: bool = True  # false: no transfer runs (the masks at these sparsities are still compared)
+    seeds: tuple[int, ...] = ()  # the seeds whose IMP masks are transferred; empty: every seed
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,15 @@ class StudyConfig:
     def check_seed(self, seed: int) -> None:
         if seed not in self.seeds:
             raise ConfigError(f"seed {seed} is not among the study's seeds {list(self.seeds)}")
+
+    @property
+    def transfer_seeds(self) -> tuple[int, ...]:
+        """The seeds whose sub-networks are transferred (each fine-tuned on a target with its own seed)."""
+        return self.transfer.seeds or self.seeds
+
+    def scores_controls(self, seed: int) -> bool:
+        """Whether the prune run of ``seed`` fine-tunes and scores the scored controls."""
+        return self.prune.score_controls and seed in (self.prune.control_seeds or self.seeds)
 
     @property
     def levels(self) -> range:

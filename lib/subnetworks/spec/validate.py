@@ -59,6 +59,11 @@ def validate_study(study: StudyConfig) -> StudyConfig:
     if not study.seeds:
         raise ConfigError("seeds is empty: give at least one seed, e.g. [57]")
     _unique(study.seeds, "seeds")
+    for where, chosen in (("prune.control_seeds", study.prune.control_seeds), ("transfer.seeds", study.transfer.seeds)):
+        _unique(chosen, where)
+        if set(chosen) - set(study.seeds):
+            unknown = sorted(set(chosen) - set(study.seeds))
+            raise ConfigError(f"{where} names {unknown}, not among the study's seeds {list(study.seeds)}")
     device = study.runtime.device
     if device.split(":")[0] not in MODEL_DEVICES or (device.startswith("cuda:") and not device[5:].isdigit()):
         raise ConfigError(f"runtime.device {device!r} is unknown: use auto, cpu, cuda or cuda:N")

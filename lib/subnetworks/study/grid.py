@@ -75,7 +75,7 @@ class Grid:
             langs = study.task_languages(task)
             for level in study.transfer_levels if study.transfer.enabled else ():
                 for source in langs:
-                    for seed in study.seeds:
+                    for seed in study.transfer_seeds:
                         needs = (prune_label(task, source, seed), *(_label("data", task, t) for t in langs))
                         label = _label("transfer", task, source, f"sp{study.sparsity_of(level):g}", f"seed{seed}")
                         yield Run(

@@ -20,7 +20,7 @@ from .store import RunDir
 # prune 5 / transfer 3 / overlap 3: controls scored in their own language's IMP run at the transfer levels (no more
 # on the source in transfer runs), the global random control, the training's movement in the mask metadata, the
 # nulls of the controls drawn, departures from the pre-trained-magnitude mask
-STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 5, "transfer": 3, "overlap": 3}
+STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 6, "transfer": 4, "overlap": 4}
 IMP = "imp"  # the IMP mask, beside the registered controls' masks
 
 
@@ -59,9 +59,10 @@ class Layout:
         return run_key("model", STAGE_VERSIONS["model"], self.study.model)
 
     def _text_fields(self, task: str) -> dict[str, Any]:
-        """The task's non-default fields that decide its examples (not its training, nor how reports name it)."""
+        """The task's non-default fields that decide its examples (not its training, how it is scored, nor how reports
+        name it)."""
         fields = non_default(self.study.task(task))
-        return {k: v for k, v in fields.items() if k not in ("imp_train", "transfer_train", "label")}
+        return {k: v for k, v in fields.items() if k not in ("imp_train", "transfer_train", "label", "eval_mask_draws")}
 
     @_once
     def data_key(self, task: str, lang: str) -> str:

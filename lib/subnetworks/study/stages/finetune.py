@@ -12,8 +12,11 @@ from ...nn.evaluate import evaluate
 from ...nn.models import encoder_shapes
 from ...nn.train import finetune
 from ...spec import TrainConfig
+from ..store import RunDir
 from ..workspace import Workspace
 from .data import load_data
+
+EXAMPLES = "examples.json"  # what each test example contributed to a score (see nn.evaluate), beside metrics.json
 
 
 def pretrained_for(ws: Workspace, task: str, lang: str, seed: int) -> tuple[nn.Module, dict]:
@@ -61,9 +64,18 @@ def train_and_score(
         labels=stats["labels"],
         device=ws.device,
         batch_size=ws.study.runtime.eval_batch_size,
-        mask_seed=seed,
+        mask_draws=cfg.eval_mask_draws,
         progress=ws.progress,
     )
     metrics.update(steps=result.steps, train_seconds=round(result.seconds, 3), final_loss=result.final_loss)
     metrics["density"] = mask.density if mask is not None else 1.0
+    return metrics
+
+
+def save_scored(run: RunDir, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Write a scored run's per-example records and its metrics (without them) and mark it done; the metrics."""
+    metrics = dict(metrics)
+    run.write_json(EXAMPLES, metrics.pop("examples"))
+    run.write_json("metrics.json", metrics)
+    run.mark_done()
     return metrics

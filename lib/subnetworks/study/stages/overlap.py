@@ -5,8 +5,10 @@ Writes, each overall, per layer and per module type (from the encoder family the
 * ``pairwise.csv`` and ``shared.csv``: Jaccard and agreement of the IMP masks and of each control overlapped
   across languages, beside the nulls of both random controls (layer-wise and global);
 * ``controls.csv``: each IMP mask against each control mask of its own run;
-* ``departures.csv``: pairs of languages' departures from the pre-trained-magnitude mask P (gained, lost), their
-  nulls, and the masks' excess overlap over what P and the departure counts predict; ``departure_counts.csv``.
+* ``departures.csv``: pairs of (language, seed) masks — their kind in ``pair`` (same language at another seed,
+  another language at the same seed, another language at another seed) — with their departures from the
+  pre-trained-magnitude mask P (gained, lost), their nulls, and the masks' excess overlap over what P and the
+  departure counts predict; ``departure_counts.csv`` per (language, seed).
 
 The band of the departures' second null holds the weights whose pre-trained magnitude lies within δ of P's
 threshold, δ being the largest 99.9th percentile of |θ_T − θ0| among the languages' trainings that chose the masks
@@ -50,7 +52,6 @@ def run_overlap(ws: Workspace, task: str) -> RunDir:
         for seed in ws.study.seeds:
             layout.prune_dir(task, lang, seed).require_done(f"IMP for {task}/{lang} (seed {seed})")
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
-    theta0 = None
     for seed in ws.study.seeds:
         for level in ws.study.transfer_levels:
             tag = {"task": task, "seed": seed, "sparsity": ws.study.sparsity_of(level)}
@@ -60,9 +61,11 @@ def run_overlap(ws: Workspace, task: str) -> RunDir:
             for lang in langs:
                 controls = {c.name: layout.mask_path(task, lang, seed, level, c.name) for c in ws.controls}
                 tables["controls"] += [{**tag, "lang": lang, **row} for row in _against_controls(imp[lang], controls)]
-            if any(c.name == PRETRAINED for c in ws.controls):
-                theta0 = theta0 if theta0 is not None else _theta0(ws, task, langs[0], seed)
-                _departures(ws, task, seed, level, theta0, groupings, tag, tables)
+    if any(c.name == PRETRAINED for c in ws.controls):
+        theta0 = _theta0(ws, task, langs[0], ws.study.seeds[0])
+        for level in ws.study.transfer_levels:
+            groupings = _groupings(ws, layout.mask_path(task, langs[0], ws.study.seeds[0], level))
+            _departures(ws, task, level, theta0, groupings, tables)
     _write_tables(run, tables)
     run.write_json("env.json", environment(str(ws.device)))
     run.write_json("timing.json", {"seconds": time.perf_counter() - start})
@@ -82,23 +85,49 @@ def _across_languages(
             tables["shared"] += [{**tag, "masks": kind, "by": by, **r} for r in shared_by_all(packed, key)]
 
 
-def _departures(
-    ws: Workspace, task: str, seed: int, level: int, theta0: dict, groupings: dict, tag: dict, tables: dict
-) -> None:
-    """The languages' departures from P (the same mask in every language) and their excess overlap."""
-    langs = ws.study.task_languages(task)
-    imp = {lang: ws.layout.mask_path(task, lang, seed, level) for lang in langs}
-    p_path = ws.layout.mask_path(task, langs[0], seed, level, PRETRAINED)
+def _departures(ws: Workspace, task: str, level: int, theta0: dict, groupings: dict, tables: dict) -> None:
+    """Every (language, seed) mask's departures from P (the same mask at every seed and in every language: θ0's
+    magnitudes) and the excess overlap of every pair of them, each pair named by its kind (:func:`pair_kind`)."""
+    study = ws.study
+    imp = {
+        _label(lang, seed): ws.layout.mask_path(task, lang, seed, level)
+        for lang in study.task_languages(task)
+        for seed in study.seeds
+    }
+    p_path = ws.layout.mask_path(task, study.task_languages(task)[0], study.seeds[0], level, PRETRAINED)
     masks = PackedMasks.from_files(imp)
     threshold = float(read_metadata(p_path)["threshold"])
     halfwidth = max(float(read_metadata(path).get("movement_q999", "nan")) for path in imp.values())
     band = {n: ((theta0[n].abs() - threshold).abs() <= halfwidth) for n in masks.segments}
     band_words = PackedMasks.pack({"band": Mask(band)}).words[0]
     d = Departures(masks, PackedMasks.from_files({"p": p_path}).words[0], band_words)
-    band_tag = {**tag, "threshold_p": threshold, "band_halfwidth": halfwidth}
+    tag = {"task": task, "sparsity": study.sparsity_of(level), "threshold_p": threshold, "band_halfwidth": halfwidth}
     for by, key in groupings.items():
-        tables["departures"] += [{**band_tag, "by": by, **r} for r in departure_pairs(d, key)]
-        tables["departure_counts"] += [{**band_tag, "by": by, **r} for r in departure_counts(d, key)]
+        for row in departure_pairs(d, key):
+            (a, seed_a), (b, seed_b) = _unlabel(row["a"]), _unlabel(row["b"])
+            names = {"a": a, "b": b, "seed_a": seed_a, "seed_b": seed_b, "pair": pair_kind(a, seed_a, b, seed_b)}
+            tables["departures"].append({**tag, "by": by, **row, **names})
+        for row in departure_counts(d, key):
+            lang, seed = _unlabel(row["mask"])
+            tables["departure_counts"].append({**tag, "by": by, **row, "mask": lang, "seed": seed})
+
+
+def pair_kind(lang_a: str, seed_a: int, lang_b: str, seed_b: int) -> str:
+    """Which comparison a pair of one task's masks makes: ``same_language`` (another seed: the noise floor),
+    ``same_seed`` (another language trained from the same head and batch order) or ``other_seed`` (another
+    language and another seed: free of the shared-seed confound)."""
+    if lang_a == lang_b:
+        return "same_language"
+    return "same_seed" if seed_a == seed_b else "other_seed"
+
+
+def _label(lang: str, seed: int) -> str:
+    return f"{lang}@{seed}"
+
+
+def _unlabel(label: str) -> tuple[str, int]:
+    lang, seed = label.rsplit("@", 1)
+    return lang, int(seed)
 
 
 def _theta0(ws: Workspace, task: str, lang: str, seed: int) -> dict[str, torch.Tensor]:

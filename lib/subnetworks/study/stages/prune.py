@@ -37,7 +37,7 @@ from ..environment import environment
 from ..layout import IMP, level_name, mask_file
 from ..store import DONE, ArtifactError, RunDir
 from ..workspace import Workspace
-from .finetune import pretrained_for, train_and_score
+from .finetune import pretrained_for, save_scored, train_and_score
 
 
 @dataclass
@@ -105,7 +105,7 @@ def run_prune(ws: Workspace, task: str, lang: str, seed: int) -> RunDir:
     for level in ws.study.levels:
         _prune_level(imp, level, trained)
         trained = _train_level(imp, level)
-    scored = [c.name for c in ws.controls if c.scored and ws.study.prune.score_controls]
+    scored = [c.name for c in ws.controls if c.scored and ws.study.scores_controls(seed)]
     controls = [
         _score_control(imp, level, name, training)
         for level in ws.study.transfer_levels
@@ -163,8 +163,7 @@ def _train_level(imp: _Imp, level: int) -> bool:
     metrics = _train(imp, level)
     if imp.ws.study.prune.head_at_rewind == "trained":
         _save_head(imp.model, imp.head, ldir.file("head.safetensors"))
-    ldir.write_json("metrics.json", metrics)
-    ldir.mark_done()
+    save_scored(ldir, metrics)
     return True
 
 
@@ -173,8 +172,7 @@ def _score_control(imp: _Imp, level: int, name: str, training: str) -> dict:
     as the transfer runs fine-tune a source's mask on it (``transfer``, where that training differs)."""
     sub = imp.level(level).sub(name if training == "imp" else f"{name}_{training}")
     if not sub.done:
-        sub.write_json("metrics.json", {**_train(imp, level, name, training), "control": name, "training": training})
-        sub.mark_done()
+        save_scored(sub, {**_train(imp, level, name, training), "control": name, "training": training})
     return sub.read_json("metrics.json")
 
 

@@ -11,7 +11,7 @@ from ..environment import environment
 from ..layout import IMP, level_name
 from ..store import RunDir
 from ..workspace import Workspace
-from .finetune import train_and_score
+from .finetune import EXAMPLES, save_scored, train_and_score
 
 
 def run_transfer(ws: Workspace, task: str, source: str, level: int, seed: int) -> RunDir:
@@ -38,13 +38,13 @@ def _transfer_target(ws: Workspace, run: RunDir, task: str, source: str, level: 
         if target == source and cfg.transfer_train == cfg.imp_train:
             # The same mask, data, seed and training as the IMP level itself: its result, not a rerun.
             imp_level = ws.layout.prune_dir(task, source, seed).sub(level_name(level))
-            metrics = {**imp_level.read_json("metrics.json"), "reused_from": str(imp_level.path)}
+            examples = imp_level.read_json(EXAMPLES)
+            metrics = {**imp_level.read_json("metrics.json"), "examples": examples, "reused_from": str(imp_level.path)}
         else:
             mask = load_mask(ws.layout.mask_path(task, source, seed, level))
             metrics = train_and_score(
                 ws, task, target, seed, mask, cfg.transfer_train, desc=f"{task} {source}→{target} {sparsity:.0%}"
             )
         metrics.update(source=source, target=target, mask=IMP, sparsity=sparsity, seed=seed)
-        sub.write_json("metrics.json", metrics)
-        sub.mark_done()
+        save_scored(sub, metrics)
     return sub.read_json("metrics.json")
