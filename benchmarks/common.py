@@ -205,6 +205,12 @@ def machine() -> dict[str, Any]:
     from .prototypes import numba_version
 
     try:
+        import accelerate
+
+        accelerate_version = accelerate.__version__
+    except ImportError:
+        accelerate_version = None
+    try:
         import psutil
 
         memory_gb = round(psutil.virtual_memory().total / 2**30, 1)
@@ -221,6 +227,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "transformers": transformers.__version__,
+        "accelerate (transformers' Trainer needs it; not a dependency)": accelerate_version,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git": (_git("rev-parse", "--short", "HEAD") + (" (dirty tree)" if _git("status", "--porcelain") else "")),
         "numba (optional fused overlap kernel, not a dependency)": numba_version(),

@@ -3,6 +3,7 @@
     python benchmarks/run.py                      # full run on the demo and mBERT shapes (~10 min on 2 cores)
     python benchmarks/run.py --quick --out /tmp/r.md   # tiny stand-in models, seconds; what the test runs
     python benchmarks/run.py --only step,files --models mbert
+    python benchmarks/run.py --only trainer --threads 1 --out /tmp/trainer.md   # finetune vs transformers' Trainer
 
 Every figure is a ratio of two measurements taken in this run (medians over repeats, warm-up dropped).
 """
@@ -20,9 +21,13 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 
 from benchmarks.common import REPO, Row, load_average, machine  # noqa: E402
 
-BENCHES = ("step", "prune", "overlap", "files", "pipeline")
-FULL = dict(step_repeats=3, step_warmup=1, batch=8, seq=128, prune_repeats=2, overlap_repeats=2, bool_pairs=3)
-QUICK = dict(step_repeats=1, step_warmup=1, batch=2, seq=16, prune_repeats=1, overlap_repeats=1, bool_pairs=1)
+BENCHES = ("step", "trainer", "prune", "overlap", "files", "pipeline")
+FULL = dict(
+    step_repeats=3, step_warmup=1, batch=8, seq=128, trainer_steps=10, prune_repeats=2, overlap_repeats=2, bool_pairs=3
+)
+QUICK = dict(
+    step_repeats=1, step_warmup=1, batch=2, seq=16, trainer_steps=3, prune_repeats=1, overlap_repeats=1, bool_pairs=1
+)
 
 
 def _fmt_ratio(row: Row) -> str:
@@ -128,7 +133,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"load {info['load_average_at_start']}"
     )
 
-    from benchmarks import bench_files, bench_overlap, bench_pipeline, bench_prune, bench_step
+    from benchmarks import bench_files, bench_overlap, bench_pipeline, bench_prune, bench_step, bench_trainer
 
     rows: list[Row] = []
     seconds_per_bench = {}
@@ -139,6 +144,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"[{name}]", flush=True)
         if name == "step":
             rows += bench_step.run(models, args.quick, s["step_repeats"], s["step_warmup"], s["batch"], s["seq"])
+        elif name == "trainer":
+            rows += bench_trainer.run(
+                models, args.quick, s["step_repeats"], s["step_warmup"], s["batch"], s["seq"], s["trainer_steps"]
+            )
         elif name == "prune":
             rows += bench_prune.run(models, args.quick, s["prune_repeats"], 1)
         elif name == "overlap":

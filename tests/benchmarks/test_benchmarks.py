@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import bench_pipeline, bench_step
+from benchmarks import bench_pipeline, bench_step, bench_trainer
 from benchmarks import run as bench_run
 from benchmarks.bench_overlap import random_masks
 from benchmarks.common import prunable_shapes
@@ -32,7 +32,9 @@ def test_quick_run_produces_every_row(tmp_path):
     result = json.loads(out.with_suffix(".json").read_text())
     rows = {(r["bench"], r["model"]): r for r in result["rows"]}
     pipeline = {("pipeline_rerun", "demo"), ("pipeline_overhead", "demo")}
-    assert set(rows) == {(bench, model) for bench in PER_MODEL for model in ("demo", "mbert")} | pipeline
+    trainer = ("trainer_throughput", "demo")  # the demo shape only
+    expected = {(bench, model) for bench in PER_MODEL for model in ("demo", "mbert")} | pipeline | {trainer}
+    assert set(rows) == expected
     assert len(result["rows"]) == len(rows)
     for bench in PER_MODEL:
         for model in ("demo", "mbert"):
@@ -40,6 +42,10 @@ def test_quick_run_produces_every_row(tmp_path):
             assert row["ratio"] is not None and row["ratio"] == row["ratio"] and row["ratio"] > 0, (bench, model)
     for key in pipeline:
         assert rows[key]["ours"] == bench_pipeline.NOT_MEASURED
+    if bench_trainer.trainer_available():
+        assert rows[trainer]["ratio"] > 0
+    else:  # transformers' Trainer needs accelerate, which is not a dependency
+        assert rows[trainer]["ours"] == bench_trainer.NOT_MEASURED and rows[trainer]["ratio"] is None
     _check_what_was_measured(rows)
     machine = result["machine"]
     assert machine["cpu"] and machine["cores"] and machine["torch"] and machine["date"]
@@ -62,6 +68,23 @@ def _check_what_was_measured(rows: dict) -> None:
         assert set(overlap["from_files_s"]) == {"build", "all", "layer", "module"}
         assert all(times and min(times) > 0 for times in overlap["from_files_s"].values())
         assert (overlap["fused_counts_s"] is None) == (overlap["numba"] is None)
+    trainer = rows[("trainer_throughput", "demo")]["detail"]
+    if trainer:  # measured (accelerate installed): finetune against Trainer's default and torch-AdamW variants
+        assert set(trainer["examples_per_second"]) == {
+            bench_trainer.OURS,
+            bench_trainer.TRAINER,
+            bench_trainer.TRAINER_UNFUSED,
+        }
+        assert trainer["pruned_weights_zero"] and trainer["steps"] == bench_run.QUICK["trainer_steps"]
+        assert all(v > 0 for v in trainer["loop_median_s"].values())
+
+
+def test_trainer_row_says_not_measured_without_accelerate(monkeypatch):
+    monkeypatch.setattr(bench_trainer, "trainer_available", lambda: False)
+    rows = bench_trainer.run(["demo", "mbert"], True, 1, 1, 2, 16, 3, log=lambda *a: None)
+    assert [(r.bench, r.model, r.ours, r.ratio) for r in rows] == [
+        ("trainer_throughput", "demo", bench_trainer.NOT_MEASURED, None)
+    ]
 
 
 def test_pipeline_rows_read_the_pipelines_timings(tmp_path):
