@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from subnetworks.core.maskio import FORMAT_VERSION, load_mask, read_metadata, read_packed, save_mask
+from subnetworks.core.maskfile import FORMAT_VERSION, read_metadata, read_packed
+from subnetworks.core.maskio import load_mask, save_mask
 from subnetworks.core.masks import Mask, MaskError, by_tensor
 from subnetworks.core.prune import magnitude_prune, select_prunable
 from subnetworks.nn.families import FAMILIES

@@ -20,7 +20,8 @@ from subnetworks.study.stages import run_grid_run
 from subnetworks.study.workspace import Workspace
 
 LANGS = ["en", "ur", "zh"]
-SEED = 57  # the smoke study's one seed
+SEED = 57  # the smoke study's first seed: it scores the controls and transfers
+SEEDS = [57, 58]
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def smoke(tmp_path_factory):
     """A finished smoke study (IMP, transfer, overlap for every task) and its report, built once per session."""
     root = tmp_path_factory.mktemp("report")
     study = load_study(write_smoke_params(root))  # params/smoke.yaml with its assets (en, ur, zh) made under root
-    assert list(study.languages) == LANGS and list(study.seeds) == [SEED]
+    assert list(study.languages) == LANGS and list(study.seeds) == SEEDS
     ws = Workspace.create(study, root / "artifacts")
     for run in Grid(ws.layout):
         run_grid_run(ws, run)
@@ -45,8 +46,12 @@ class Raw:
     def summary(self) -> dict:
         return json.loads((self.reports / "summary.json").read_text(encoding="utf-8"))
 
-    def prune(self, task: str, lang: str) -> dict:
-        return self.layout.prune_dir(task, lang, SEED).read_json("metrics.json")
+    def prune(self, task: str, lang: str, seed: int = SEED) -> dict:
+        return self.layout.prune_dir(task, lang, seed).read_json("metrics.json")
+
+    def level_score(self, task: str, lang: str, level: int) -> float:
+        """The IMP level's score, mean over the seeds."""
+        return sum(self.prune(task, lang, seed)["levels"][level]["score"] for seed in SEEDS) / len(SEEDS)
 
     def control_score(self, task: str, lang: str, level: int, control: str, training: str = "imp") -> float:
         """A control's score on ``lang``, fine-tuned as IMP (``imp``) or as the transfer runs (``transfer``)."""

@@ -140,11 +140,17 @@ def test_sentences_quote_this_runs_numbers(smoke):
     head = _summary(reports)
     text = "\n".join(s.text() for s in sections)
     assert text.count("**Paper:**") == text.count("**This run:**") == len(list((reports / "figures").glob("*.png")))
-    mlm = head["relative_change"]["mlm"]
-    assert f"{report.pct(mlm['0.5'], signed=True)} at 50 % and {report.pct(mlm['0.8'], signed=True)} at 80 %" in text
-    vs_p = head["relative_change_vs_pretrained"]["ner"]
-    pair = f"{report.pct(vs_p['0.5'], signed=True)} at 50 % and {report.pct(vs_p['0.8'], signed=True)} at 80 %"
-    assert f"against P on the target {pair}" in text
+    for measure, before in (
+        ("relative_change", "over off-chance cells"),
+        ("relative_change_vs_pretrained", "P on the target"),
+    ):
+        bounds = head["relative_change_interval"][measure]
+
+        def quoted(s: str, measure=measure, bounds=bounds) -> str:
+            low, high = (report.pct(bounds[end]["ner"][s], signed=True) for end in ("low", "high"))
+            return f"{report.pct(head[measure]['ner'][s], signed=True)} [{low}, {high}] at {float(s) * 100:.0f} %"
+
+        assert f"{before} {quoted('0.5')} and {quoted('0.8')}" in text
     ner = head["overlap"]["ner"]["0.5"]
     assert f"excess {ner['excess']:.2f} (band {ner['excess_band']:.2f})" in text
     # smoke's transfer runs train for fewer steps than IMP: the transfer controls are the controls trained so too

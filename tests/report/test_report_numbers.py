@@ -21,8 +21,8 @@ def test_dense_scores_equal_level_zero_of_each_prune_run(raw):
     for task in raw.study.tasks:
         assert set(dense[task]) == set(raw.study.task_languages(task))  # xnli: en and ur only
         for lang in raw.study.task_languages(task):
-            level0 = raw.prune(task, lang)["levels"][0]
-            assert level0["level"] == 0 and raw.close(dense[task][lang], level0["score"])
+            assert raw.prune(task, lang)["levels"][0]["level"] == 0
+            assert raw.close(dense[task][lang], raw.level_score(task, lang, 0))  # mean over the seeds
 
 
 def test_scores_of_imp_and_each_control_are_means_over_languages(raw):
@@ -31,7 +31,7 @@ def test_scores_of_imp_and_each_control_are_means_over_languages(raw):
         langs = raw.study.task_languages(task)
         for level in raw.study.transfer_levels:
             got = scores[task][f"{raw.study.sparsity_of(level):g}"]
-            imp = [raw.prune(task, lang)["levels"][level]["score"] for lang in langs]
+            imp = [raw.level_score(task, lang, level) for lang in langs]
             assert raw.close(got["imp"], sum(imp) / len(imp))
             for control in CONTROLS:
                 values = [raw.control_score(task, lang, level, control) for lang in langs]
@@ -39,21 +39,27 @@ def test_scores_of_imp_and_each_control_are_means_over_languages(raw):
 
 
 def test_relative_change_and_change_against_p_recomputed_from_metrics(raw):
+    """Means over the off-diagonal cells where neither acc(s,t) nor acc(t,t) is at chance (as the interval table
+    flags them); every term recomputed from the transfer runs' and the prune runs' metrics."""
     head = raw.summary()
+    flags = pd.read_csv(raw.reports / "tables" / "transfer_intervals.csv", dtype={"source": str, "target": str})
     for task in raw.study.tasks:
         langs = raw.study.task_languages(task)
         for level in raw.study.transfer_levels:
+            sparsity = raw.study.sparsity_of(level)
             acc = raw.transfer(task, level)
             # acc(P, t): P scored on t, fine-tuned as the transfer runs fine-tune (smoke's differ from IMP's)
             p = {t: raw.control_score(task, t, level, "pretrained", "transfer") for t in langs}
-            paper, against_p = [], []
-            for s in langs:
-                targets = [t for t in langs if t != s]
-                paper.append(sum(_change(acc[s, t], acc[t, t]) for t in targets) / len(targets))
-                against_p.append(sum(_change(acc[s, t], p[t]) for t in targets) / len(targets))
-            key = f"{raw.study.sparsity_of(level):g}"
-            assert raw.close(head["relative_change"][task][key], raw.mean_of_finite(paper)), (task, level)
-            assert raw.close(head["relative_change_vs_pretrained"][task][key], raw.mean_of_finite(against_p))
+            cells = flags[(flags["task"] == task) & (flags["sparsity"] == sparsity)]
+            chance = {(r.source, r.target) for r in cells.itertuples() if r.at_chance or r.diagonal_at_chance}
+            usable = [(s, t) for s in langs for t in langs if s != t and (s, t) not in chance]
+            paper = [_change(acc[s, t], acc[t, t]) for s, t in usable]
+            against_p = [_change(acc[s, t], p[t]) for s, t in usable]
+            key = f"{sparsity:g}"
+            assert raw.close(head["relative_change"][task].get(key), raw.mean_of_finite(paper)), (task, level)
+            assert raw.close(head["relative_change_vs_pretrained"][task].get(key), raw.mean_of_finite(against_p))
+            at_chance = head["relative_change_interval"]["relative_change"]["at_chance"][task][key]
+            assert at_chance == len(langs) * (len(langs) - 1) - len(usable)
 
 
 def _change(score: float, reference: float) -> float:
@@ -70,7 +76,7 @@ def test_overlap_with_both_nulls_p_and_excess_recomputed_from_overlap_tables(raw
             got = head["overlap"][task][f"{sparsity:g}"]
             at = pairs[(pairs["by"] == "all") & (pairs["sparsity"] == sparsity)]
             imp = at[at["masks"] == "imp"]
-            assert len(imp) == math.comb(len(raw.study.task_languages(task)), 2)
+            assert len(imp) == math.comb(len(raw.study.task_languages(task)), 2) * len(raw.study.seeds)
             assert raw.close(got["jaccard"], imp["jaccard"].mean())
             for null, control in NULL_CONTROLS.items():
                 assert raw.close(got[f"{null}_expected"], imp[f"expected_{null}_jaccard"].mean())
@@ -80,7 +86,10 @@ def test_overlap_with_both_nulls_p_and_excess_recomputed_from_overlap_tables(raw
             p = controls[(controls["control"] == "pretrained") & (controls["sparsity"] == sparsity)]
             assert raw.close(got["pretrained_jaccard"], p["jaccard"].mean())
             d = departures[(departures["by"] == "all") & (departures["sparsity"] == sparsity)]
-            assert len(d) == len(imp)
+            d = d[d["pair"] == "other_seed"]  # other languages at other seeds: free of the shared-seed confound
+            assert len(d) == 2 * math.comb(
+                len(raw.study.task_languages(task)), 2
+            )  # (a, 57)–(b, 58) and (a, 58)–(b, 57)
             for column in ("excess", "excess_band", "gained_jaccard", "lost_jaccard"):
                 assert raw.close(got[column], d[column].mean()), (task, sparsity, column)
 
@@ -122,7 +131,7 @@ def test_random_control_sentence_states_the_largest_gap_to_each_null(raw, smoke)
         ) in text
         assert raw.close(head["random_nulls"][control]["largest_gap"], largest)
         assert head["random_nulls"][control]["within"] == (largest <= 0.005)
-    assert "same seed" not in text  # the old caveat blamed shared seeds: gone
+    assert "shared seeds" not in text and "same seeds" not in text  # the old caveat blamed shared seeds: gone
 
 
 def test_controls_table_is_the_pretrained_control_of_the_long_controls_csv(raw):
@@ -143,8 +152,9 @@ def test_controls_table_is_the_pretrained_control_of_the_long_controls_csv(raw):
         assert set(long["control"]) == set(CONTROLS)
         pretrained = long[long["control"] == "pretrained"]
         mine = table[table["task"] == task]
-        assert len(mine) == len(pretrained)  # one seed: one row per (sparsity, language)
-        for r in pretrained.itertuples():
+        per_seed = pretrained.groupby(["sparsity", "lang"], as_index=False).mean(numeric_only=True)
+        assert len(mine) == len(per_seed) == len(pretrained) / len(raw.study.seeds)  # a row per (sparsity, language)
+        for r in per_seed.itertuples():
             row = mine[(mine["sparsity"] == r.sparsity) & (mine["lang"] == r.lang)].iloc[0]
             assert math.isclose(row["jaccard_with_pretrained"], r.jaccard, rel_tol=1e-5)
             assert math.isclose(row["layerwise_null_jaccard"], r.expected_layerwise_jaccard, rel_tol=1e-5)

@@ -66,16 +66,16 @@ def test_relative_change_table_matches_a_matrix_computed_by_hand(tmp_path):
     assert at[0.5, "en"] == pytest.approx(((0.6 - 0.9) / 0.9 + (0.4 - 0.5) / 0.5) / 2)
     assert at[0.5, "ur"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
     assert at[0.5, "zh"] == pytest.approx(((0.4 - 0.8) / 0.8 + (0.3 - 0.9) / 0.9) / 2)
-    # at 80 % acc(zh, zh) is unknown, so every source that transfers to zh is NaN, and zh itself is absent
+    # at 80 % acc(zh, zh) is unknown: no source has a cell on zh, and zh itself is absent
     assert list(table[table["sparsity"] == 0.8]["source"]) == ["en", "ur"]
-    assert math.isnan(at[0.8, "en"]) and math.isnan(at[0.8, "ur"])
+    assert at[0.8, "en"] == pytest.approx((0.6 - 0.9) / 0.9) and at[0.8, "ur"] == pytest.approx((0.7 - 0.8) / 0.8)
     assert table["relative_change_vs_pretrained"].isna().all()  # no control was scored
 
 
 def test_relative_change_against_p_uses_p_scored_on_each_target(tmp_path):
     res = _three_language_results(tmp_path)
     res.transfer = pd.DataFrame(_transfer_rows(ACC))
-    p = {"en": 0.5, "ur": 0.6, "zh": 0.0}  # acc(P, t); P on zh scores 0: every source transferring to zh is NaN
+    p = {"en": 0.5, "ur": 0.6, "zh": 0.0}  # acc(P, t); P on zh scores 0: no change against it
     res.control_scores = pd.DataFrame(
         [
             {
@@ -94,20 +94,26 @@ def test_relative_change_against_p_uses_p_scored_on_each_target(tmp_path):
     )
     table = report.tables.relative_change_table(res).set_index("source")["relative_change_vs_pretrained"]
     assert table["zh"] == pytest.approx(((0.4 - 0.5) / 0.5 + (0.3 - 0.6) / 0.6) / 2)
-    assert math.isnan(table["en"]) and math.isnan(table["ur"])
+    assert table["en"] == pytest.approx((0.6 - 0.6) / 0.6) and table["ur"] == pytest.approx((0.7 - 0.5) / 0.5)
     transfer = report.tables.transfer_table(res).set_index(["source", "target"])
     assert transfer.at[("en", "ur"), "change_vs_pretrained"] == pytest.approx((0.6 - 0.6) / 0.6)
     assert transfer.at[("ur", "en"), "pretrained_score"] == 0.5
     assert list(report.tables.control_matrices(res, "ner")[0.5].index) == ["pretrained", "random"]
 
 
-def test_relative_change_table_is_nan_where_a_targets_own_score_is_zero(tmp_path):
+def test_relative_change_leaves_out_and_counts_cells_whose_target_is_at_chance(tmp_path):
     res = _three_language_results(tmp_path)
-    scores = {"en": ACC["en"], "ur": {**ACC["ur"], "ur": 0.0}, "zh": ACC["zh"]}  # acc(ur, ur) = 0
+    scores = {"en": ACC["en"], "ur": {**ACC["ur"], "ur": 0.0}, "zh": ACC["zh"]}  # acc(ur, ur) = 0: NER's chance
     res.transfer = pd.DataFrame(_transfer_rows(scores))
-    at = dict(zip(*report.tables.relative_change_table(res)[["source", "relative_change"]].to_numpy().T))
-    assert math.isnan(at["en"]) and math.isnan(at["zh"])
-    assert at["ur"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
+    table = report.tables.relative_change_table(res).set_index("source")
+    assert table.at["en", "relative_change"] == pytest.approx((0.4 - 0.5) / 0.5)  # only en → zh
+    assert table.at["zh", "relative_change"] == pytest.approx((0.4 - 0.8) / 0.8)  # only zh → en
+    assert table.at["ur", "relative_change"] == pytest.approx(((0.7 - 0.8) / 0.8 + (0.45 - 0.5) / 0.5) / 2)
+    assert dict(table["at_chance"]) == {"en": 1, "ur": 0, "zh": 1} and dict(table["cells"]) == {
+        "en": 1,
+        "ur": 2,
+        "zh": 1,
+    }
 
 
 def _pairs(rows: list[tuple[str, str, str, float, float, float]]) -> pd.DataFrame:

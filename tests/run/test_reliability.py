@@ -46,7 +46,8 @@ from processes import ROOT, error_lines, run, run_cli
 from safetensors.torch import save_file
 
 from subnetworks import report
-from subnetworks.core.maskio import load_mask, read_metadata
+from subnetworks.core.maskfile import read_metadata
+from subnetworks.core.maskio import load_mask
 from subnetworks.core.masks import MaskError
 from subnetworks.nn.data import DataError, load_hub, select_splits
 from subnetworks.nn.models import encoder_shapes, load_model, load_tokenizer

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from processes import ENV, ROOT, run_cli
 
-from subnetworks.core.maskio import read_metadata
+from subnetworks.core.maskfile import read_metadata
 from subnetworks.demo.smoke import make_smoke_assets
 from subnetworks.run.slurm import run_on_cluster
 from subnetworks.run.slurm_jobs import StageJob

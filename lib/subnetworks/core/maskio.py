@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save
+from safetensors.numpy import save
 
 from .atomic import atomic_write_bytes
-from .masks import Mask, MaskError
-
-FORMAT_VERSION = "1"
+from .maskfile import FORMAT_VERSION, read_packed
+from .masks import Mask
 
 
 def save_mask(mask: Mask, path: str | Path, **meta: object) -> Path:
@@ -49,42 +47,6 @@ def _canonical(blob: bytes) -> bytes:
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + blob[8 + size :]
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of a mask file, without reading its tensors."""
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            return dict(handle.metadata() or {})
-    except (SafetensorError, OSError) as err:
-        raise MaskError(
-            f"{path} is not a readable mask file ({err}): delete it and rerun the stage that wrote it"
-        ) from err
-
-
-def read_packed(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
-    """A mask file's metadata, its packed bytes per tensor (``numpy.packbits``, in the mask's tensor order) and
-    their shapes, checked to be a whole mask file of this format. The overlap code uses the bytes as they are."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"mask file {path} does not exist: run the pruning stage that writes it first")
-    meta = read_metadata(path)
-    if meta.get("format") != "subnetworks-mask":
-        raise MaskError(f"{path} is a .safetensors file but not a subnetworks mask (no 'format' metadata)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise MaskError(
-            f"{path} has mask format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}"
-        )
-    try:
-        arrays = load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise MaskError(f"{path} is damaged ({err}): delete it and rerun the stage that wrote it") from err
-    shapes = {n: tuple(s) for n, s in json.loads(meta["shapes"]).items()}
-    for name, shape in shapes.items():
-        need = -(-int(np.prod(shape)) // 8)
-        if name not in arrays or arrays[name].size != need:
-            raise MaskError(f"{path}: tensor {name!r} should hold {need} packed bytes for its shape {shape}")
-    return meta, {n: arrays[n] for n in shapes}, shapes
 
 
 def load_mask(

@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .maskfile import MaskError
+
 Grouping = Callable[[str], str]  # parameter name -> its group (layer, module type, …)
-
-
-class MaskError(ValueError):
-    """A mask does not fit what it is applied to, or its file is damaged."""
 
 
 def by_tensor(name: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import nulls
-from .maskio import read_packed
+from .maskfile import read_packed
 from .masks import Grouping, Mask, MaskError
 
 

@@ -15,11 +15,13 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from .load import Results
 from .names import control_label
 from .tables import control_matrices, relative_change_table, score_table, scored_controls, transfer_matrices
 from .text import sp
+from .uncertainty import score_intervals, transfer_intervals
 
 DPI = 130
 STYLE = {
@@ -124,10 +126,28 @@ def _colour_range(frames: list[pd.DataFrame]) -> tuple[float, float]:
     return lo, hi if hi > lo else lo + 1e-9
 
 
+def _chance_cells(res: Results, task: str) -> set[tuple[float, str, str]]:
+    """(sparsity, row label, target) of the transfer heatmaps' cells whose score is at chance: acc(s, t) and the
+    controls' rows (as the heatmap labels them)."""
+    cells = transfer_intervals(res)
+    out = set()
+    if len(cells):
+        c = cells[(cells["task"] == task) & cells["at_chance"]]
+        out |= {(float(r.sparsity), r.source, r.target) for r in c.itertuples()}
+    scores = score_intervals(res)
+    if len(scores):
+        s = scores[(scores["task"] == task) & (scores["mask"] != "imp") & scores["at_chance"]]
+        training = "transfer" if (s["training"] == "transfer").any() else "imp"
+        s = s[s["training"] == training]
+        out |= {(float(r.sparsity), control_label(r.mask, short=True), r.lang) for r in s.itertuples()}
+    return out
+
+
 @styled
 def plot_transfer(res: Results, task: str) -> Figure | None:
     """Heatmaps of acc(s, t), one panel per transfer sparsity; under a line, the controls' rows acc(control, t) (each
-    control of target t fine-tuned and scored on t as the transfer runs train); all on one colour scale."""
+    control of target t fine-tuned and scored on t as the transfer runs train); all on one colour scale; cells at
+    chance hatched."""
     mats = transfer_matrices(res, task)
     if not mats:
         return None
@@ -139,13 +159,21 @@ def plot_transfer(res: Results, task: str) -> Figure | None:
     lo, hi = _colour_range(list(panels.values()))
     height = max(3.4, 0.45 * max(len(p) for p in panels.values()) + 1.6)
     fig, axes = figure(len(panels), width=4.2, height=height)
+    chance = _chance_cells(res, task)
     for ax, (sparsity, panel) in zip(axes, panels.items()):
         heatmap(ax, panel, f"{sp(sparsity)} sparsity", lo, hi, "viridis")
+        for i, row in enumerate(panel.index):
+            for j, target in enumerate(panel.columns):
+                if (sparsity, row, target) in chance:
+                    ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="white", linewidth=0))
         if len(panel) > len(mats[sparsity]):
             ax.axhline(len(mats[sparsity]), color="black", linewidth=2.5)
         ax.set_xlabel("target t (fine-tuned and scored on)")
         ax.set_ylabel("source s (mask found on); under the line: controls" if ax is axes[0] else "")
-    fig.suptitle(f"{task}: {res.metric(task)} of the source's sub-network and of the controls on each target")
+    fig.suptitle(
+        f"{task}: {res.metric(task)} of the source's sub-network and of the controls on each target"
+        " (hatched: at chance)"
+    )
     return fig
 
 
@@ -158,7 +186,8 @@ RELATIVE_CHANGES = {  # column of relative_change_table -> what it measures, in 
 @styled
 def plot_relative_change(res: Results, task: str) -> Figure | None:
     """Grouped bars per source language, one bar per transfer sparsity: the paper's relative change and, where P was
-    scored, the relative change against P on the target."""
+    scored, the relative change against P on the target; whiskers: 95 % paired-bootstrap intervals (cells at chance
+    left out)."""
     table = relative_change_table(res)
     table = table[table["task"] == task]
     if table.empty:
@@ -167,14 +196,19 @@ def plot_relative_change(res: Results, task: str) -> Figure | None:
     sources = list(dict.fromkeys(table["source"]))
     fig, axes = figure(len(shown), width=max(4.0, 1.2 * len(sources) + 1.5))
     for ax, column in zip(axes, shown):
-        _, _, values = by_sparsity(res, table, task, "source", column)
-        bar_groups(
+        _, rows, values = by_sparsity(res, table, task, "source", column)
+        centres = bar_groups(
             ax,
             sources,
             {s: v * 100 for s, v in values.items()},
             sparsity_colors(res),
             fmt=lambda y: f"{y:+.1f}".replace("-", "−") if np.isfinite(y) else "n/a",
         )
+        for x, (s, v) in zip(centres, values.items()):  # the paired-bootstrap interval of each mean
+            low, high = (rows[s][f"{column}_{end}"].to_numpy(float) * 100 for end in ("low", "high"))
+            ok = np.isfinite(low) & np.isfinite(high) & np.isfinite(v)
+            error = np.array([v[ok] * 100 - low[ok], high[ok] - v[ok] * 100])
+            ax.errorbar(x[ok], v[ok] * 100, yerr=error, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.margins(y=0.15)
         ax.set(xlabel="source language", ylabel="relative change (%)", title=RELATIVE_CHANGES[column])
@@ -194,9 +228,17 @@ def plot_scores(res: Results, task: str) -> Figure | None:
     colors, controls = language_colors(res), scored_controls(res)
     offsets = {c: 0.012 * (i - (len(controls) - 1) / 2) for i, c in enumerate(controls)}
     fig, (ax,) = figure(1, width=6.0, height=3.8)
+    intervals = score_intervals(res)
+    imp = intervals[(intervals["task"] == task) & (intervals["mask"] == "imp")] if len(intervals) else intervals
     for lang, sub in table.groupby("lang", sort=False):
         c = colors[lang]
         ax.plot(sub["sparsity"], sub["imp_score"], "-o", color=c, markersize=4)
+        iv = imp[imp["lang"] == lang] if len(imp) else imp
+        if len(iv) and iv["low"].notna().any():
+            error = np.array([iv["score"] - iv["low"], iv["high"] - iv["score"]])
+            ax.errorbar(iv["sparsity"], iv["score"], yerr=error, fmt="none", ecolor=c, elinewidth=0.8, capsize=2)
+            at = iv[iv["at_chance"]]
+            ax.plot(at["sparsity"], at["score"], "o", color="white", markeredgecolor=c, markersize=6)
         ax.axhline(sub["dense_score"].iloc[0], color=c, linestyle=":", linewidth=1)
         if np.isfinite(sub["majority_rate"].iloc[0]):
             ax.axhline(sub["majority_rate"].iloc[0], color=c, linestyle="-.", linewidth=0.8, alpha=0.7)
@@ -204,7 +246,8 @@ def plot_scores(res: Results, task: str) -> Figure | None:
             marker = CONTROL_MARKERS.get(control, "d")
             ax.plot(sub["sparsity"] + offsets[control], sub[f"{control}_score"], marker, color=c, markersize=7)
     handles = [Line2D([], [], color=colors[lang], label=lang) for lang in res.languages(task)] + [
-        Line2D([], [], color="gray", marker="o", markersize=4, label="IMP level"),
+        Line2D([], [], color="gray", marker="o", markersize=4, label="IMP level (95 % bootstrap interval)"),
+        Line2D([], [], color="gray", marker="o", markerfacecolor="white", linestyle="", label="IMP at chance"),
         Line2D([], [], color="gray", linestyle=":", label="dense model"),
     ]
     if table["majority_rate"].notna().any():

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from ..study.grid import Grid, Run
-from ..study.layout import Layout
-from ..study.store import read_json
+from ..study.layout import EXAMPLES, IMP, Layout, level_name
+from ..study.store import RunDir, read_json
 
 METRICS = {"mlm": "masked-token accuracy", "seqcls": "accuracy", "tokcls": "entity F1"}
 _RUN = ["task", "seed", "sparsity"]
@@ -35,10 +35,21 @@ COLUMNS = {  # the frames' columns when no run has finished
         "unknown_token_rate",
         "test_majority_rate",
     ],
-    "prune": ["task", "lang", "seed", "level", "sparsity", "density", "score"],
-    "control_scores": ["task", "lang", "seed", "control", "training", "level", "sparsity", "density", "score"],
+    "prune": ["task", "lang", "seed", "level", "sparsity", "density", "score", "records"],
+    "control_scores": [
+        "task",
+        "lang",
+        "seed",
+        "control",
+        "training",
+        "level",
+        "sparsity",
+        "density",
+        "score",
+        "records",
+    ],
     "theta0": ["task", "lang", "seed", "theta0_zero_share"],
-    "transfer": ["task", "source", "target", "mask", "sparsity", "seed", "score"],
+    "transfer": ["task", "source", "target", "mask", "sparsity", "seed", "score", "records"],
     "pairwise": [*_OVERLAP, "a", "b", "jaccard", "agreement", *_NULLS],
     "shared": [*_OVERLAP, "jaccard", "agreement", "kept_by_all", *_NULLS],
     "controls": [
@@ -147,14 +158,32 @@ def _read_run(run: Run) -> dict[str, list[dict]]:
         return {"data": [_data_row(run.dir.read_json("stats.json"))]}
     if run.stage == "prune":
         fields, metrics = {"task": run.task, "lang": run.lang, "seed": run.seed}, run.dir.read_json("metrics.json")
+        controls = [{"training": "imp", **fields, **row} for row in metrics.get("controls", [])]
+        for row in controls:
+            name = row["control"] if row["training"] == "imp" else f"{row['control']}_{row['training']}"
+            row["records"] = _records(run.dir.sub(level_name(row["level"])).sub(name))
+        levels = [
+            {**fields, **lv, "records": _records(run.dir.sub(level_name(lv["level"])))} for lv in metrics["levels"]
+        ]
         return {
-            "prune": [{**fields, **level} for level in metrics["levels"]],
-            "control_scores": [{"training": "imp", **fields, **row} for row in metrics.get("controls", [])],
+            "prune": levels,
+            "control_scores": controls,
             "theta0": [{**fields, "theta0_zero_share": metrics.get("theta0_zero_share")}],
         }
     if run.stage == "transfer":
-        return {"transfer": [{"task": run.task, **row} for row in run.dir.read_json("metrics.json")]}
+        rows = run.dir.read_json("metrics.json")
+        return {
+            "transfer": [
+                {"task": run.task, **row, "records": _records(run.dir.sub(f"{IMP}_to_{row['target']}"))} for row in rows
+            ]
+        }
     return {name: _csv_rows(run.dir.file(f"{name}.csv")) for name in OVERLAP_FILES}
+
+
+def _records(run: RunDir) -> str:
+    """Where a scored run keeps its per-example records ("" for runs from before they were kept)."""
+    path = run.file(EXAMPLES)
+    return str(path) if path.exists() else ""
 
 
 def cross_language(departures: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,9 @@ from .overlap_tables import (
     overlap_vs_transfer_table,
 )
 from .text import num, sp
+from .uncertainty import PAIR_KINDS as PAIR_KIND_LABELS
+
+PAIR_KIND_ORDER = tuple(PAIR_KIND_LABELS)
 
 MODULE_LABELS = {"attention_output": "attention\noutput", "intermediate": "inter-\nmediate"}
 NULL_COLORS = {"layerwise": "black", "global": "tab:orange"}
@@ -256,4 +259,41 @@ def plot_controls(res: Results, task: str) -> Figure | None:
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title="sparsity")
     ax.set(ylim=(0, 1), xlabel="language", ylabel="Jaccard with the pre-trained-magnitude mask P")
     ax.set_title(f"{task}: IMP mask vs P, the magnitude mask of θ0")
+    return fig
+
+
+@styled
+def plot_pair_kinds(res: Results, table: pd.DataFrame) -> Figure | None:
+    """Jaccard and excess over P of the IMP masks by kind of pair (bars: means over pairs, whiskers: 95 %
+    intervals), per task and sparsity: how far other-language pairs sit from the same language's other seeds."""
+    if table.empty:
+        return None
+    kinds = [k for k in PAIR_KIND_ORDER if k in set(table["pair"])]
+    groups = list(dict.fromkeys(zip(table["task"], table["sparsity"])))
+    fig, axes = figure(2, width=max(4.2, 0.9 * len(groups) + 1.5), height=4.0)
+    colors = dict(zip(PAIR_KIND_ORDER, ("#7f7f7f", "#ff7f0e", "#1f77b4", "#2ca02c")))
+    width = 0.8 / max(1, len(kinds))
+    for ax, measure, label in zip(axes, ("jaccard", "excess"), ("Jaccard", "excess overlap over P")):
+        for k, kind in enumerate(kinds):
+            rows = table[table["pair"] == kind].set_index(["task", "sparsity"])
+            xs, ys, err = [], [], []
+            for g, key in enumerate(groups):
+                if key in rows.index and np.isfinite(rows.loc[key, measure]):
+                    r = rows.loc[key]
+                    xs.append(g + (k - (len(kinds) - 1) / 2) * width)
+                    ys.append(r[measure])
+                    lo, hi = r[f"{measure}_low"], r[f"{measure}_high"]
+                    err.append((r[measure] - lo, hi - r[measure]) if np.isfinite(lo) else (0.0, 0.0))
+            if xs:
+                ax.bar(xs, ys, width, color=colors[kind], label=PAIR_KIND_LABELS[kind])
+                ax.errorbar(xs, ys, yerr=np.array(err).T, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        ax.set_xticks(range(len(groups)), [f"{t}\n{sp(s)}" for t, s in groups])
+        ax.set_ylabel(label)
+        if measure == "jaccard":
+            finite = table[measure].dropna()
+            if len(finite):
+                ax.set_ylim(max(0.0, finite.min() - 0.05), min(1.0, finite.max() + 0.02))
+    axes[1].axhline(0, color="black", linewidth=0.6)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(kinds))
     return fig

@@ -18,10 +18,11 @@ import pandas as pd
 
 from ..core.stats import spearman
 from ..study.layout import IMP
+from .cache import memoised
 from .load import Results, cross_language
 from .names import NULLS, PRETRAINED
 from .paper import PAPER
-from .tables import mean_over_seeds, memoised, transfer_table
+from .tables import mean_over_seeds, transfer_table
 
 BY_ORDER = ("all", "layer", "module")
 

@@ -38,6 +38,8 @@ from .tables import (
     transfer_table,
 )
 from .text import finding, join_and, num, pct, sp, zeros_sentence
+from .uncertainty import mean_change_intervals
+from .verdict_sections import intervals_section, verdict_section
 
 
 def intro_section(rep: Report) -> Section:
@@ -170,24 +172,35 @@ def relative_change_section(rep: Report) -> Section:
 
 
 def _relative_change_sentence(res: Results, sub: pd.DataFrame, task: str) -> str:
-    def means(column: str) -> str:
-        at = [f"{pct(sub[sub['sparsity'] == s][column].mean(), signed=True)} at {sp(s)}" for s in res.sparsities]
-        return join_and(at)
+    means = mean_change_intervals(res)
+    means = means[(means["task"] == task) & (means["source"] == "all")]
 
-    run = f"{task}: mean relative change {means('relative_change')} sparsity"
+    def at(measure: str) -> str:
+        parts = []
+        for r in means[means["measure"] == measure].itertuples():
+            interval = f" [{pct(r.low, signed=True)}, {pct(r.high, signed=True)}]" if math.isfinite(r.low) else ""
+            parts.append(f"{pct(r.value, signed=True)}{interval} at {sp(r.sparsity)}")
+        return join_and(parts) if parts else "n/a"
+
+    run = f"{task}: mean relative change over off-chance cells {at('relative_change')} sparsity"
     if sub["relative_change_vs_pretrained"].notna().any():
-        run += f"; against P on the target {means('relative_change_vs_pretrained')}"
+        run += f"; against P on the target {at('relative_change_vs_pretrained')}"
+    skipped = means[means["measure"] == "relative_change"]
+    if len(skipped) and skipped["at_chance"].sum():
+        cells = ", ".join(
+            f"{int(r.at_chance)} of {int(r.at_chance + r.cells)} at {sp(r.sparsity)}" for r in skipped.itertuples()
+        )
+        run += f"; cells at chance left out: {cells}"
     if sub["relative_change"].notna().any():
         worst = sub.loc[sub["relative_change"].idxmin()]
         what = "largest drop" if worst["relative_change"] < 0 else "smallest change"
         run += f"; {what}: source {worst['source']} at {sp(worst['sparsity'])} ({pct(worst['relative_change'], True)})"
-    if sub["relative_change"].isna().any():
-        run += "; n/a where a target's own score acc(t,t) is 0"
     return run + "."
 
 
 SECTIONS = (
     intro_section,
+    verdict_section,
     data_section,
     scores_section,
     transfer_section,
@@ -197,6 +210,7 @@ SECTIONS = (
     overlap_groups_section,
     overlap_transfer_section,
     controls_section,
+    intervals_section,
     summary_section,
 )
 

