@@ -203,3 +203,13 @@ def test_report_of_an_unfinished_study_lists_what_is_missing(smoke, tmp_path):
     assert head["relative_change"] == head["relative_change_vs_pretrained"] == head["overlap"] == {}
     assert head["random_nulls"] == {} and head["theta0_zero_share"] is None
     assert not np.any([p.suffix == ".png" for p in (tmp_path / "reports").rglob("*")])
+
+
+@pytest.mark.slow
+def test_seeds_find_different_masks(smoke):
+    """Each seed changes the head's initialisation and the batch order, so IMP finds another mask (the same seed
+    finds the same one: tests/run/test_reliability.py reruns killed studies to identical masks)."""
+    layout, _, _ = smoke
+    for task in layout.study.tasks:
+        first, second = (layout.mask_path(task, "en", seed, 1).read_bytes() for seed in layout.study.seeds[:2])
+        assert first != second, task

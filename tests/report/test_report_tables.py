@@ -19,6 +19,7 @@ from subnetworks.report.overlap_sections import random_controls_sentence
 from subnetworks.report.overlap_tables import jaccard_sd, random_null_gaps
 from subnetworks.report.sections import budget_sentence
 from subnetworks.report.text import zeros_sentence
+from subnetworks.report.uncertainty import score_intervals
 from subnetworks.spec import ModelConfig, PruneConfig, StudyConfig, TaskConfig, TransferConfig, load_study
 from subnetworks.study.controls import CONTROLS
 from subnetworks.study.layout import Layout
@@ -194,3 +195,29 @@ def test_the_report_states_its_training_budget_and_cites_the_budget_curve(tmp_pa
     ner = study.task("ner").imp_train  # 6 steps at 3e-3, no warm-up: 3e-3 × (6 + 5 + … + 1) / 6
     assert f"ner {ner.learning_rate * 3.5:.2g}" in text and text.endswith("ner: the curve says so.")
     assert "curve" not in budget_sentence(report.load_results(Layout(load_study("params/smoke.yaml"), tmp_path)))
+
+
+def _records(path: Path, num: list[int], den: list[int]) -> str:
+    path.write_text(json.dumps({"num": num, "den": den}), encoding="utf-8")
+    return str(path)
+
+
+def test_a_score_whose_interval_reaches_chance_is_flagged_and_one_clear_of_it_is_not(tmp_path):
+    """NER's chance is F1 0: a tagger that finds an entity in 3 of 200 sentences has an interval reaching 0; one that
+    finds most has not. The interval is the bootstrap of the mean over seeds, beside the t-interval over seeds."""
+    res = _three_language_results(tmp_path)
+    weak = _records(tmp_path / "weak.json", [2, 2, 2] + [0] * 197, [2] * 200)
+    strong = [_records(tmp_path / f"strong{i}.json", [2] * (150 + i) + [0] * (50 - i), [2] * 200) for i in (0, 10)]
+    base = {"task": "ner", "lang": "en", "level": 1, "sparsity": 0.5, "density": 0.5}
+    res.prune = pd.DataFrame(
+        [
+            {**base, "seed": 57, "score": 3 / 200, "records": weak},
+            {**base, "lang": "ur", "seed": 57, "score": 0.75, "records": strong[0]},
+            {**base, "lang": "ur", "seed": 58, "score": 0.8, "records": strong[1]},
+        ]
+    )
+    table = score_intervals(res).set_index("lang")
+    assert bool(table.at["en", "at_chance"]) and table.at["en", "low"] == 0.0 < table.at["en", "high"]
+    assert not table.at["ur", "at_chance"] and table.at["ur", "low"] > 0.7 and table.at["ur", "seeds"] == 2
+    assert table.at["ur", "seed_low"] < 0.775 < table.at["ur", "seed_high"]  # mean of 0.75 and 0.8, t-interval
+    assert math.isnan(table.at["en", "seed_low"])  # one seed: no spread to estimate

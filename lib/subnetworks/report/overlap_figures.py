@@ -94,7 +94,8 @@ def plot_overlap(res: Results, task: str) -> Figure | None:
 
 @styled
 def plot_average_overlap(res: Results) -> Figure | None:
-    """Bars: mean pairwise Jaccard per task and sparsity, with both nulls, both random controls and the paper's."""
+    """Bars: mean pairwise Jaccard per task and sparsity, with both nulls and both random controls; circles: the
+    all-language Jaccard |A₁ ∩ … ∩ Aₙ| / |A₁ ∪ … ∪ Aₙ|, the measure of the paper's printed figure (diamonds)."""
     avg = average_overlap_table(res)
     if avg.empty:
         return None
@@ -104,10 +105,12 @@ def plot_average_overlap(res: Results) -> Figure | None:
     centres = bar_groups(ax, tasks, {s: f["jaccard"].to_numpy(float) for s, f in by.items()}, sparsity_colors(res))
     for x, f in zip(centres, by.values()):
         _mark_nulls(ax, x, f, size=18)
+        ax.plot(x, f["shared_jaccard"].to_numpy(float), "o", color="firebrick", markersize=5, fillstyle="none")
     paper = avg.drop_duplicates("task").set_index("task").reindex(tasks)["paper_overlap"]
     ax.plot(np.arange(len(tasks)), paper, "D", color="firebrick", markersize=6, linestyle="")
     handles = ax.get_legend_handles_labels()[0] + _null_handles()
-    handles.append(Line2D([], [], color="firebrick", marker="D", linestyle="", label="paper, average"))
+    handles.append(Line2D([], [], color="firebrick", marker="o", fillstyle="none", linestyle="", label="all languages"))
+    handles.append(Line2D([], [], color="firebrick", marker="D", linestyle="", label="paper (all languages)"))
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title="IMP masks at sparsity")
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean pairwise Jaccard")

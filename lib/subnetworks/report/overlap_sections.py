@@ -161,9 +161,12 @@ def overlap_section(rep: Report) -> Section:
     if len(avg):
         ranks = []
         for s in res.sparsities:
-            ranked = avg[avg["sparsity"] == s].sort_values("jaccard", ascending=False)
-            order = " > ".join(f"{r.task} {pct(r.jaccard, digits=0)}" for r in ranked.itertuples())
-            ranks.append(f"at {sp(s)}: {order}")
+            ranked = avg[avg["sparsity"] == s].sort_values("shared_jaccard", ascending=False)
+            order = " > ".join(
+                f"{r.task} {pct(r.shared_jaccard, digits=0)} (pairwise {pct(r.jaccard, digits=0)})"
+                for r in ranked.itertuples()
+            )
+            ranks.append(f"all-language Jaccard |A₁ ∩ … ∩ Aₙ| / |A₁ ∪ … ∪ Aₙ| at {sp(s)}: {order}")
         paper = PAPER.finding("average_overlap")
         rep.add_figure(section, finding(paper, "; ".join(ranks) + "."), plot_average_overlap(res), "overlap_average")
         section.blocks += [b for b in (random_controls_sentence(gaps), avg) if len(b)]

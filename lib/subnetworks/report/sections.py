@@ -4,6 +4,7 @@ The overlap sections are in :mod:`.overlap_sections`; :func:`build` makes all of
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def intro_section(rep: Report) -> Section:
         f"**Controls** drawn at every IMP level: {'; '.join(map(control_label, study.prune.controls)) or 'none'}. "
         f"Paper: {PAPER.finding('intro_controls')}",
         budget_sentence(res),
+        environment_sentence(),
     ]
     if res.missing:
         more = " …" if len(res.missing) > 20 else ""
@@ -79,6 +81,22 @@ def intro_section(rep: Report) -> Section:
             f"**Unfinished runs, left out of this report ({len(res.missing)}):** {', '.join(res.missing[:20])}{more}"
         )
     return Section(f"Language-neutral sub-networks: {label}", ["  \n".join(lines)])
+
+
+LOCK = "requirements.lock"
+
+
+def environment_sentence() -> str:
+    """The lock file the study's environment was installed from, and its hash (so two reports can be compared)."""
+    path = resolve_path(LOCK)
+    if not path.exists():
+        return f"**Environment:** no `{LOCK}` beside the code."
+    pins = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if "==" in line and line[:1].isalpha())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return (
+        f"**Environment:** `{LOCK}` ({pins} packages at exact versions with hashes, sha256 {digest}), installed by "
+        "`python3 make.py` with `pip --require-hashes`."
+    )
 
 
 def budget_sentence(res: Results) -> str:

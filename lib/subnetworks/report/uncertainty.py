@@ -182,6 +182,9 @@ def _cell(res: Results, task: str, sparsity: float, source: str, target: str, g:
     row.update({"diagonal": tt, **_interval_columns(tt, tt_draws, "diagonal_"), "pretrained": p, "chance": chance})
     row["at_chance"] = _at_chance(row["low"], chance, st)
     row["diagonal_at_chance"] = _at_chance(row["diagonal_low"], chance, tt)
+    row["difference"] = st - tt
+    both = st_draws is not None and tt_draws is not None
+    row.update(_interval_columns(row["difference"], st_draws - tt_draws if both else None, "difference_"))
     pairs = {"relative_change": (tt, tt_draws), "relative_change_vs_pretrained": (p, p_draws)}
     for name, (base, base_draws) in pairs.items():
         row[name] = _change(st, base)
