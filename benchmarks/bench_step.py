@@ -31,6 +31,20 @@ SPARSITY = 0.5
 OURS_APPLY = "apply_mask with mask_multipliers (ours, as finetune)"
 
 
+def masked_classifier(key: str, quick: bool):
+    """A seeded 3-class sequence classifier of the model shape ``key`` and the 50 % magnitude mask of its prunable
+    weights: (config, model, its encoder parameters, mask)."""
+    from transformers import BertForSequenceClassification  # transformers loads slowly: only where a row needs it
+
+    config = bert_config(key, quick, num_labels=3)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    params = encoder_parameters(model)
+    names = select_prunable(params, FAMILIES["bert"].prunable)
+    mask = magnitude_prune({n: params[n] for n in names}, Mask.full({n: params[n].shape for n in names}), SPARSITY)
+    return config, model, params, mask
+
+
 def make_batch(vocab_size: int, batch: int, seq: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {
@@ -142,22 +156,18 @@ def hook_extra(model: torch.nn.Module, names: list[str], repeats: int) -> dict[s
 
 
 def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, seq: int, log=print) -> list[Row]:
-    from transformers import BertForSequenceClassification
 
     rows: list[Row] = []
     cfg = TrainConfig(learning_rate=2e-5, weight_decay=0.01)
     for key in models:
-        config = bert_config(key, quick, num_labels=3)
-        torch.manual_seed(0)
-        model = BertForSequenceClassification(config)
-        params = encoder_parameters(model)
-        names = select_prunable(params, FAMILIES["bert"].prunable)
-        mask = magnitude_prune({n: params[n] for n in names}, Mask.full({n: params[n].shape for n in names}), SPARSITY)
+        config, model, params, mask = masked_classifier(key, quick)
         twin = Trainer(hook_model(model, mask), cfg, make_batch(config.vocab_size, batch, seq))
         multipliers = mask_multipliers(params, mask)  # once, before training, as finetune does
         apply_mask(params, multipliers)
         plain = Trainer(model, cfg, twin.batch)
-        log(f"  step [{key}] batch {batch}×{seq}, {len(names)} prunable tensors, {mask.numel / 1e6:.1f}M weights")
+        log(
+            f"  step [{key}] batch {batch}×{seq}, {len(mask.tensors)} prunable tensors, {mask.numel / 1e6:.1f}M weights"
+        )
         reapply = partial(apply_mask, params, multipliers)
         times = interleaved(
             {
@@ -216,7 +226,7 @@ def run(models: list[str], quick: bool, repeats: int, warmup: int, batch: int, s
                 detail=detail,
             )
         )
-        extra = hook_extra(twin.model, names, max(3, repeats))
+        extra = hook_extra(twin.model, list(mask.tensors), max(3, repeats))
         hooks_paired = med["dense"] + sum(extra.values())
         best = med["dense"] / med["hooks"]
         rows.append(

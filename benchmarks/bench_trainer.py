@@ -36,15 +36,14 @@ from typing import Any
 import torch
 
 from subnetworks.core.masks import Mask
-from subnetworks.core.prune import magnitude_prune, mask_multipliers, select_prunable
+from subnetworks.core.prune import mask_multipliers
 from subnetworks.nn.collate import Collator
-from subnetworks.nn.families import FAMILIES
 from subnetworks.nn.models import encoder_parameters
 from subnetworks.nn.train import _optimizer, finetune
 from subnetworks.spec import TrainConfig
 
-from .bench_step import KIND, SPARSITY, make_batch
-from .common import MODEL_LABELS, Row, bert_config, interleaved, median, seconds
+from .bench_step import KIND, SPARSITY, make_batch, masked_classifier
+from .common import MODEL_LABELS, Row, interleaved, median, seconds
 
 MODELS = ("demo",)  # the demo's e5-small shape (a tiny stand-in with --quick)
 LEARNING_RATE, WEIGHT_DECAY, WARMUP_RATIO = 2e-5, 0.01, 0.1
@@ -228,7 +227,6 @@ class OursRun:
 def run(
     models: list[str], quick: bool, repeats: int, warmup: int, batch: int, seq: int, steps: int, log=print
 ) -> list[Row]:
-    from transformers import BertForSequenceClassification
 
     rows: list[Row] = []
     for key in [m for m in models if m in MODELS]:
@@ -238,18 +236,13 @@ def run(
             log(f"  trainer [{key}]: {NOT_MEASURED}")
             rows.append(Row("trainer_throughput", title, key, NOT_MEASURED, "", None, "≥ 1.0", None, note=label))
             continue
-        config = bert_config(key, quick, num_labels=3)
-        torch.manual_seed(0)
-        model = BertForSequenceClassification(config)
-        params = encoder_parameters(model)
-        names = select_prunable(params, FAMILIES["bert"].prunable)
-        mask = magnitude_prune({n: params[n] for n in names}, Mask.full({n: params[n].shape for n in names}), SPARSITY)
+        config, model, params, mask = masked_classifier(key, quick)
         data = train_set(config.vocab_size, steps * batch, seq)  # one pass = exactly `steps` batches
         collator = Collator(kind=KIND, pad_id=config.pad_token_id)
         optims = {TRAINER: "adamw_torch_fused", TRAINER_UNFUSED: "adamw_torch"}
         threads = torch.get_num_threads()
         log(
-            f"  trainer [{key}] batch {batch}×{seq}, {steps} steps a run, {len(names)} prunable tensors, "
+            f"  trainer [{key}] batch {batch}×{seq}, {steps} steps a run, {len(mask.tensors)} prunable tensors, "
             f"{mask.numel / 1e6:.1f}M weights, {threads} threads"
         )
         with tempfile.TemporaryDirectory() as tmp:
