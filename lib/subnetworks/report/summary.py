@@ -23,7 +23,14 @@ from .overlap_tables import (
     random_null_gaps,
 )
 from .paper import PAPER
-from .tables import RELATIVE_MEASURES, by_task, score_table, scored_controls, stage_seconds_table
+from .tables import (
+    RELATIVE_MEASURES,
+    by_task,
+    score_table,
+    scored_controls,
+    stage_seconds_table,
+    training_seconds_table,
+)
 from .text import num, pct, sp, zeros_sentence
 from .uncertainty import PAIR_KINDS, correlation_intervals, mean_change_intervals, pair_kind_table
 from .verdict_sections import verdict_table
@@ -300,6 +307,14 @@ def _times_sentence(res: Results) -> str:
     if len(stages):
         per = ", ".join(f"{r.stage} {r.seconds:.0f} s ({r.runs} runs)" for r in stages.itertuples())
         parts.append(f"Compute time per stage (sum over runs): {per}; total {stages['seconds'].sum():.0f} s.")
+    trainings = training_seconds_table(res)
+    if len(trainings):
+        per = ", ".join(f"{r.kind} at seed {r.seed} {r.seconds:.0f} s ({r.trainings})" for r in trainings.itertuples())
+        rest = stages[stages["stage"].isin(["prune", "transfer"])]["seconds"].sum() - trainings["seconds"].sum()
+        parts.append(
+            f"Of it, optimiser time of the fine-tunings (count): {per}; evaluation, data and the rest of the prune and "
+            f"transfer runs {rest:.0f} s."
+        )
     t = res.timings
     if t:
         until = " until the report" if t.get("report_seconds") is None else ", report included"
@@ -326,4 +341,5 @@ def summary_section(rep: Report) -> Section:
     text = results_markdown(res, head)
     (rep.root / "results.md").write_text(text, encoding="utf-8")
     rep.save_table(stage_seconds_table(res), "stage_seconds")
+    rep.save_table(training_seconds_table(res), "training_seconds")
     return Section("Summary", [text.split("\n", 1)[1].lstrip()])

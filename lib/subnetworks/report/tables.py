@@ -194,3 +194,26 @@ def stage_seconds_table(res: Results) -> pd.DataFrame:
     """Compute seconds per stage, summed over its finished runs (from each run's timing.json)."""
     s = res.stage_seconds
     return s.groupby("stage", sort=False, as_index=False).agg(runs=("run", "count"), seconds=("seconds", "sum"))
+
+
+@memoised
+def training_seconds_table(res: Results) -> pd.DataFrame:
+    """Where the fine-tuning time goes: optimiser seconds (``train_seconds``) summed per kind of training (the IMP
+    levels per seed, the scored controls, the transfer runs that are not the reused diagonal); what a stage's time
+    has beyond them is evaluation, data loading and the rest."""
+    frames = {
+        "IMP levels": res.prune,
+        "controls": res.control_scores,
+        "transfer": res.transfer[~res.transfer["reused_from"].notna()]
+        if "reused_from" in res.transfer
+        else res.transfer,
+    }
+    rows = []
+    for kind, frame in frames.items():
+        if "train_seconds" not in frame or frame.empty:
+            continue
+        for seed, g in frame.groupby("seed", sort=True):
+            rows.append(
+                {"kind": kind, "seed": int(seed), "trainings": len(g), "seconds": float(g["train_seconds"].sum())}
+            )
+    return pd.DataFrame(rows, columns=["kind", "seed", "trainings", "seconds"])
