@@ -32,8 +32,8 @@ from .verdicts import (
 )
 
 CLAIMS = {
-    "a": "(a) sub-networks transfer well at 50 %",
-    "b": "(b) transfer degrades at 80 %",
+    "a": "(a) sub-networks transfer well at {low}",
+    "b": "(b) transfer degrades from {low} to {high}",
     "c": "(c) overlap MLM < XNLI < NER",
     "d": "(d) overlap and transfer not correlated across language pairs",
     "e": "(e) sub-networks share more than the pre-trained magnitudes imply",
@@ -87,12 +87,13 @@ def _transfer_verdicts(res: Results, task: str) -> list[Verdict]:
     now, against_p = _estimate(change), _estimate(vs_p)
     verdict, reason = transfer_well(now, against_p, int(change["cells"]), int(change["at_chance"]))
     figure = f"{_interval(now)} vs acc(t,t); {_interval(against_p)} vs P→t ({_cells(change)})"
-    out = [Verdict(f"{CLAIMS['a']}: {task}", verdict, figure, reason)]
+    out = [Verdict(f"{CLAIMS['a'].format(low=sp(low))}: {task}", verdict, figure, reason)]
     later = _mean_change(res, task, high, "relative_change")
     if later is not None and high != low:
         verdict, reason = degrades(now, _estimate(later), int(later["cells"]), int(later["at_chance"]))
         figure = f"{_interval(now)} at {sp(low)} → {_interval(_estimate(later))} at {sp(high)} ({_cells(later)})"
-        out.append(Verdict(f"{CLAIMS['b']}: {task}", verdict, figure, reason))
+        claim = CLAIMS["b"].format(low=sp(low), high=sp(high))
+        out.append(Verdict(f"{claim}: {task}", verdict, figure, reason))
     return out
 
 

@@ -75,15 +75,18 @@ def degrades(low: Estimate, high: Estimate, usable_high: int, at_chance_high: in
     apart). Collapsed 80 % models leave nothing to transfer: not testable."""
     total = usable_high + at_chance_high
     if not low.known:
-        return UNTESTABLE, "no transfer off chance at 50 % to compare with"
+        return UNTESTABLE, "no transfer off chance at the lower sparsity to compare with"
     if total == 0 or usable_high < MIN_USABLE_SHARE * total:
-        return UNTESTABLE, f"{at_chance_high} of {total} cells at 80 % at chance: the sub-networks collapsed"
+        return (
+            UNTESTABLE,
+            f"{at_chance_high} of {total} cells at the higher sparsity at chance: the sub-networks collapsed",
+        )
     if not (low.has_interval and high.has_interval):
         return NOISE, "no interval"
     if high.high < low.low:
-        return SUPPORTED, "the 80 % interval lies below the 50 % one"
+        return SUPPORTED, "the higher sparsity's interval lies below the lower one's"
     if high.low > low.high:
-        return CONTRADICTED, "the 80 % interval lies above the 50 % one"
+        return CONTRADICTED, "the higher sparsity's interval lies above the lower one's"
     return NOISE, "the intervals overlap"
 
 
