@@ -77,10 +77,7 @@ def degrades(low: Estimate, high: Estimate, usable_high: int, at_chance_high: in
     if not low.known:
         return UNTESTABLE, "no transfer off chance at the lower sparsity to compare with"
     if total == 0 or usable_high < MIN_USABLE_SHARE * total:
-        return (
-            UNTESTABLE,
-            f"{at_chance_high} of {total} cells at the higher sparsity at chance: the sub-networks collapsed",
-        )
+        return UNTESTABLE, f"{at_chance_high} of {total} cells at the higher sparsity at chance (collapsed)"
     if not (low.has_interval and high.has_interval):
         return NOISE, "no interval"
     if high.high < low.low:
