@@ -28,17 +28,16 @@ def test_masked_features_are_the_hidden_states_at_every_masked_position(tiny_mlm
     examples = _text(tokenizer)
     collator = make_collator("mlm", tokenizer, seed=0)
     features, targets = masked_features(tiny_mlm, examples, collator, 2, CPU, 16, progress=False)
-    collator.generator = torch.Generator().manual_seed(0)  # the same draws again, one batch at a time
     expected = []
-    for _ in range(2):
+    for draw in range(2):  # the same draws again (draw d from seed d), batch by batch
+        masked = collator.premasked(examples, draw)
         for rows in batches_by_length(examples, 16):
-            labels = collator([examples[i] for i in rows])["labels"]
+            labels = collator([masked[i] for i in rows])["labels"]
             expected.append(labels[labels != -100])
     assert torch.equal(targets, torch.cat(expected))
     assert features.shape == (len(targets), tiny_mlm.config.hidden_size)
     # the features are the encoder's last hidden states at the masked positions of the masked input
-    collator.generator = torch.Generator().manual_seed(0)
-    first = collator([examples[i] for i in batches_by_length(examples, 16)[0]])
+    first = collator([collator.premasked(examples, 0)[i] for i in batches_by_length(examples, 16)[0]])
     labels = first.pop("labels")
     with torch.no_grad():
         hidden = tiny_mlm.base_model(**first).last_hidden_state[labels != -100]

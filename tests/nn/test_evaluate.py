@@ -12,7 +12,6 @@ from subnetworks.core.stats import ratio
 from subnetworks.nn.collate import make_collator
 from subnetworks.nn.data import encode
 from subnetworks.nn.evaluate import EVAL_MASK_SEED, evaluate
-from subnetworks.nn.train import batches_by_length
 
 CPU = torch.device("cpu")
 TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
@@ -197,20 +196,17 @@ def test_mlm_perplexity_and_accuracy_of_a_fixed_distribution(tiny_mlm, tokenizer
     only_en2 = evaluate(tiny_mlm, "mlm", _mlm_set(tokenizer, "en2 en2 en2"), collator, device=CPU, progress=False)
     assert only_en2["perplexity"] == pytest.approx(2 * (vocab - 1), rel=1e-5) and only_en2["accuracy"] == 0.0
 
-    # a mixed text: the masked pieces decide; draw them again as evaluate does (its fixed seed, batches by length)
+    # a mixed text: the masked pieces decide; draw them again as evaluate does (its fixed seed, example by example)
     mixed = _mlm_set(tokenizer, "en1 en2 en1 en3 en1 en4", n=30)
     metrics = evaluate(tiny_mlm, "mlm", mixed, collator, device=CPU, batch_size=8, progress=False)
-    collator.generator = torch.Generator().manual_seed(EVAL_MASK_SEED)
-    labels = [collator([mixed[i] for i in rows])["labels"] for rows in batches_by_length(mixed, 8)]
-    targets = torch.cat([batch[batch != -100] for batch in labels])
+    labels = [torch.as_tensor(e["labels"]) for e in collator.premasked(mixed, EVAL_MASK_SEED)]
+    targets = torch.cat([row[row != -100] for row in labels])
     hits = int((targets == en1).sum())
     assert 0 < hits < len(targets) and metrics["n_tokens"] == len(targets)
     assert metrics["accuracy"] == hits / len(targets)
     mean_nll = (hits * math.log(2) + (len(targets) - hits) * math.log(2 * (vocab - 1))) / len(targets)
     assert metrics["perplexity"] == pytest.approx(math.exp(mean_nll), rel=1e-5)
-    per_sentence = [int((batch == en1).sum(-1)[j]) for batch in labels for j in range(len(batch))]
-    order = [i for rows in batches_by_length(mixed, 8) for i in rows]
-    assert [metrics["examples"]["num"][i] for i in order] == per_sentence  # hits per sentence, in test-set order
+    assert metrics["examples"]["num"] == [int((row == en1).sum()) for row in labels]  # hits per sentence, in order
 
 
 def test_mlm_evaluation_uses_fixed_masks_and_more_draws_mask_more_tokens(tiny_mlm, tokenizer):
@@ -224,6 +220,18 @@ def test_mlm_evaluation_uses_fixed_masks_and_more_draws_mask_more_tokens(tiny_ml
     assert three["n"] == a["n"] == 20 and sum(three["examples"]["den"]) == three["n_tokens"]
     assert three["n_tokens"] > 2 * a["n_tokens"]
     assert three["examples"]["den"] != [3 * d for d in a["examples"]["den"]]  # other draws, not the same one thrice
+
+
+def test_mlm_test_masks_do_not_depend_on_the_batch_size(tiny_mlm, tokenizer):
+    rows = [{"text": " ".join(f"en{(i * j) % 24}" for j in range(2 + i % 9))} for i in range(40)]
+    ds = encode(datasets.Dataset.from_list(rows), "mlm", tokenizer, 16)
+    collator = make_collator("mlm", tokenizer)
+    by_3, by_16 = (
+        evaluate(tiny_mlm, "mlm", ds, collator, device=CPU, batch_size=b, mask_draws=2, progress=False) for b in (3, 16)
+    )
+    assert by_3["examples"]["den"] == by_16["examples"]["den"]  # the same masked tokens in every sentence
+    assert by_3["examples"]["num"] == by_16["examples"]["num"] and by_3["n_tokens"] == by_16["n_tokens"]
+    assert by_3["perplexity"] == pytest.approx(by_16["perplexity"], rel=1e-5)
 
 
 def test_evaluation_does_not_depend_on_the_order_of_the_test_set(tiny_seqcls, tokenizer):

@@ -55,7 +55,7 @@ def test_every_stage_run_finished_with_its_artefacts(smoke):
     root, params, first, _ = smoke
     layout = Layout(load_study(params))
     runs = stage_runs(layout, params)
-    assert len(runs) == 8 + 8 + 16 + 3  # data, prune, transfer, overlap
+    assert len(runs) == 8 + 16 + 16 + 3  # data, prune (two seeds), transfer (seed 57), overlap
     for run in runs:
         assert run.finished, run.label
         executed = nbformat.read(str(run.run_dir.file("notebook.ipynb")), as_version=4)
@@ -83,7 +83,7 @@ def test_a_second_run_does_no_work(smoke):
 def test_status_reports_everything_done(smoke):
     _, params, _, _ = smoke
     out = cli("status", str(params))
-    assert out.returncode == 0 and out.stdout.strip().endswith("35 done")
+    assert out.returncode == 0 and out.stdout.strip().endswith("43 done")
     controls = out.stdout.split("\n", 4)[:4]  # the registered controls first, those the study draws starred
     assert controls[0].startswith("controls") and all(line.lstrip().startswith("*") for line in controls[1:])
     assert any("pretrained: pre-trained magnitude (P) (scored" in line for line in controls)

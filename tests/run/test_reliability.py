@@ -441,7 +441,7 @@ BAD_PARAMS = [
         "unknown-key",
         _set("prune.warmup", 3),
         problem=r"unknown parameter\(s\) \['warmup'\] in prune",
-        fix=r"allowed are \['controls', 'head_at_rewind', 'patterns', 'schedule', 'score_controls'\]",
+        fix=r"allowed are \['control_seeds', 'controls', 'head_at_rewind', 'patterns', 'schedule', 'score_controls'\]",
     ),
     Bad("unknown-top-level-key", _set("extra", 1), problem=r"unknown parameter\(s\) \['extra'\]", fix=r"allowed are"),
     Bad(

@@ -34,10 +34,14 @@ SCRIPT = ROOT / "scripts" / "local_slurm.sh"
 SMALL_JOBS = {"time_min": 10, "cpus": 1, "gpus": 0, "mem_gb": 0}
 
 
-def shrunk(data: dict, root: Path, *, tasks=("xnli",), sparsities=(0.8,), slurm: dict | None = None) -> Path:
-    """A smoke study cut down to en and ur, the given tasks and transfer sparsities, with its artefacts in ``root``."""
+def shrunk(
+    data: dict, root: Path, *, tasks=("xnli",), sparsities=(0.8,), seeds=(57,), slurm: dict | None = None
+) -> Path:
+    """A smoke study cut down to en and ur, the given tasks, transfer sparsities and seeds, with its artefacts in
+    ``root``."""
     data = json.loads(json.dumps(data))
     data["languages"] = ["en", "ur"]
+    data["seeds"] = list(seeds)
     data["tasks"] = {t: data["tasks"][t] for t in tasks}
     data["transfer"]["sparsities"] = list(sparsities)
     data["runtime"].update(artifacts=str(root / "artifacts"), reports_dir=str(root / "reports"))
@@ -59,7 +63,8 @@ def context(params: Path) -> tuple[Layout, Path]:
 
 # --- grid expansion --------------------------------------------------------------------------------------------
 def test_the_smoke_grid_becomes_one_array_job_per_stage_and_task(tmp_path):
-    layout, effective = context(shrunk(smoke_data(), tmp_path, tasks=("mlm", "xnli", "ner"), sparsities=(0.5, 0.8)))
+    study = shrunk(smoke_data(), tmp_path, tasks=("mlm", "xnli", "ner"), sparsities=(0.5, 0.8), seeds=(57, 58))
+    layout, effective = context(study)  # IMP at both seeds; controls and transfer at 57 (params/smoke.yaml)
     runs = stage_runs(layout, effective)
     groups = job_groups(runs)
     assert list(layout.study.tasks) == ["mlm", "ner", "xnli"]  # the params file as written: keys sorted
@@ -67,9 +72,9 @@ def test_the_smoke_grid_becomes_one_array_job_per_stage_and_task(tmp_path):
         ("data/mlm", 2),
         ("data/ner", 2),
         ("data/xnli", 2),
-        ("prune/mlm", 2),
-        ("prune/ner", 2),
-        ("prune/xnli", 2),
+        ("prune/mlm", 4),
+        ("prune/ner", 4),
+        ("prune/xnli", 4),
         ("transfer/mlm", 4),
         ("overlap/mlm", 1),
         ("transfer/ner", 4),
@@ -77,7 +82,7 @@ def test_the_smoke_grid_becomes_one_array_job_per_stage_and_task(tmp_path):
         ("transfer/xnli", 4),
         ("overlap/xnli", 1),
     ]
-    assert sum(len(g.runs) for g in groups) == len(runs) == 27
+    assert sum(len(g.runs) for g in groups) == len(runs) == 33
     before: set[str] = set()
     for group in groups:  # every run's upstream runs are in earlier groups, and only in its own task
         assert group.needs <= before, group.name
@@ -86,19 +91,19 @@ def test_the_smoke_grid_becomes_one_array_job_per_stage_and_task(tmp_path):
     report = report_run(layout, effective, stage_runs(layout, effective))
     assert set(report.after) == {r.label for r in runs if r.stage in ("transfer", "overlap")}
     assert grid_summary(runs) == {
-        "jobs": 28,
+        "jobs": 34,
         "sbatch_submissions": 13,
         "array_jobs": 9,
-        "per_stage": {"data": 6, "prune": 6, "transfer": 12, "overlap": 3, "report": 1},
+        "per_stage": {"data": 6, "prune": 12, "transfer": 12, "overlap": 3, "report": 1},
         "groups": {g.name: len(g.runs) for g in groups},
     }
 
 
-def test_the_paper_grid_is_108_jobs_in_13_submissions():
+def test_the_paper_grid_at_three_seeds_is_264_jobs_in_13_submissions():
     layout, effective = context(ROOT / "params/paper.yaml")
     summary = grid_summary(stage_runs(layout, effective))
-    assert summary["per_stage"] == {"data": 26, "prune": 26, "transfer": 52, "overlap": 3, "report": 1}
-    assert (summary["jobs"], summary["sbatch_submissions"]) == (108, 13)
+    assert summary["per_stage"] == {"data": 26, "prune": 78, "transfer": 156, "overlap": 3, "report": 1}
+    assert (summary["jobs"], summary["sbatch_submissions"]) == (264, 13)
 
 
 def test_dependencies_name_whole_arrays_by_their_array_id():

@@ -48,8 +48,8 @@ def test_run_keys_are_pinned():
     assert run_key("prune", 1, TrainConfig(learning_rate=1e-4)) == "61a7d4a5e210"
     layout = Layout(load_study(SMOKE), "/nonexistent")
     assert layout.data_key("xnli", "ur") == "e0d7fdb99d41"
-    assert layout.prune_key("xnli", "ur") == "24bbdec07bd5"  # prune 6: per-example records beside each score
-    assert layout.transfer_key("xnli", "ur", 1) == "abe07a6b01dd"  # level 1 (50 %); transfer 4
+    assert layout.prune_key("xnli", "ur") == "7064d6188996"  # prune 7; smoke: seeds 57-58, controls at 57
+    assert layout.transfer_key("xnli", "ur", 1) == "7a38709bfa3d"  # level 1 (50 %); transfer 4
 
 
 def test_a_new_field_with_its_default_keeps_run_keys():
@@ -70,6 +70,11 @@ def test_keys_ignore_runtime_and_depend_on_what_matters(tmp_path):
         )
     )
     assert Layout(load_study(other), tmp_path).prune_key("ner", "en") != base.prune_key("ner", "en")
+    other.write_text(SMOKE_TEXT.replace("test_size: 24", "test_size: 24\n    eval_mask_draws: 3"))
+    draws = Layout(load_study(other), tmp_path)  # scored on other test masks: other runs, the same data
+    assert draws.data_key("mlm", "en") == base.data_key("mlm", "en")
+    assert draws.prune_key("mlm", "en") != base.prune_key("mlm", "en")
+    assert draws.transfer_key("mlm", "en", 1) != base.transfer_key("mlm", "en", 1)
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,6 @@ def _fit_head(ws: Workspace, base, run) -> None:
     model = load_model(str(base), "mlm", head_seed=0)
     model.base_model.requires_grad_(False)
     collator = make_collator("mlm", tokenizer, task.mlm_probability)
-    collator.generator = torch.Generator().manual_seed(0)
     batch = ws.study.runtime.eval_batch_size
     features, targets = masked_features(model, train, collator, MASK_DRAWS, ws.device, batch, ws.progress)
     fit = fit_mlm_head(
@@ -100,14 +99,15 @@ def masked_features(
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frozen encoder's last hidden state at every masked position, and the piece it hides, over ``draws``
-    passes with fresh masks. With the encoder frozen, the head's fit needs them only once: one encoder pass per
-    example and draw instead of one per step."""
+    passes with fresh masks (draw ``d`` masked from seed ``d``, whatever the batch size). With the encoder frozen,
+    the head's fit needs them only once: one encoder pass per example and draw instead of one per step."""
     model.to(device).eval()
     hidden_states, targets = [], []
     batches = batches_by_length(examples, batch_size)
-    for _ in tqdm(range(draws), desc="MLM head: encode", disable=not progress, leave=False):
+    for draw in tqdm(range(draws), desc="MLM head: encode", disable=not progress, leave=False):
+        masked = collator.premasked(examples, draw)
         for indices in batches:
-            batch = {k: v.to(device) for k, v in collator([examples[i] for i in indices]).items()}
+            batch = {k: v.to(device) for k, v in collator([masked[i] for i in indices]).items()}
             labels = batch.pop("labels")
             where = labels != -100
             hidden_states.append(model.base_model(**batch).last_hidden_state[where].float())

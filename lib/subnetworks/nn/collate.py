@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,8 @@ class Collator:
     """Pads a list of encoded examples to the longest one (dynamic padding: the strings are short).
 
     For MLM it also masks tokens (80 % [MASK], 10 % random, 10 % unchanged) with its own generator, so a
-    fixed seed gives the same masked positions every time: training is reproducible, evaluation is fixed.
+    fixed seed gives the same masked positions every time: training is reproducible. Examples masked beforehand
+    (:meth:`premasked`, for evaluation) keep their masks and are only padded.
     """
 
     kind: str
@@ -40,19 +42,34 @@ class Collator:
             batch["token_type_ids"] = types
         if self.kind == "seqcls":
             batch["labels"] = torch.as_tensor([e["labels"] for e in examples], dtype=torch.long)
-        elif self.kind == "tokcls":
+        elif self.kind == "tokcls" or "labels" in examples[0]:  # token labels: NER's, or MLM's drawn beforehand
             labels = torch.full_like(ids, -100)
             for i, e in enumerate(examples):
                 labels[i, : len(e["labels"])] = torch.as_tensor(e["labels"])
             batch["labels"] = labels
         else:
-            ids, batch["labels"] = self._mask_tokens(ids, attention)
+            ids, batch["labels"] = self._mask_tokens(ids, attention, self.generator)
         batch["input_ids"] = ids
         batch["attention_mask"] = attention
         return batch
 
-    def _mask_tokens(self, ids: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.generator
+    def premasked(self, examples: Iterable[dict], seed: int) -> list[dict]:
+        """Copies of ``examples`` with MLM's masks drawn one example at a time, in order, from ``seed``.
+
+        The masks then depend on the examples and the seed only, not on how they are batched: a test set's masked
+        tokens stay the same whatever the evaluation batch size (a runtime setting, not part of any run key).
+        """
+        g = torch.Generator().manual_seed(seed)
+        masked = []
+        for e in examples:
+            ids = torch.as_tensor([e["input_ids"]])
+            ids, labels = self._mask_tokens(ids, torch.ones_like(ids), g)
+            masked.append({**e, "input_ids": ids[0].tolist(), "labels": labels[0].tolist()})
+        return masked
+
+    def _mask_tokens(
+        self, ids: torch.Tensor, attention: torch.Tensor, g: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         maskable = attention.bool() & ~torch.isin(ids, torch.as_tensor(self.special_ids, dtype=torch.long))
         chosen = (torch.rand(ids.shape, generator=g) < self.mlm_probability) & maskable
         # Every sequence predicts at least one token, so short strings still contribute.

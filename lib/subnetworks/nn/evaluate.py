@@ -40,8 +40,8 @@ def evaluate(
     """Task metrics on ``test_set``. ``score`` is the study's headline number (accuracy, F1, masked accuracy).
 
     Examples go in order of length, so a batch pads little; no metric depends on the order. For MLM the test set is
-    masked ``mask_draws`` times (independent draws from a fixed seed), so short test sets still give many masked
-    tokens; a sentence's tokens stay one record.
+    masked ``mask_draws`` times (independent draws from a fixed seed, one example at a time, so the batch size does
+    not change them), so short test sets still give many masked tokens; a sentence's tokens stay one record.
     """
     model.to(device).eval()
     n = len(test_set)
@@ -52,8 +52,8 @@ def evaluate(
     pred_tags: list[list[str]] = [[] for _ in range(n)]
     batches = batches_by_length(test_set, batch_size)
     for draw in range(mask_draws if kind == "mlm" else 1):
-        collator.generator = torch.Generator().manual_seed(EVAL_MASK_SEED + draw)
-        loader = DataLoader(test_set, batch_sampler=batches, collate_fn=collator)
+        examples = collator.premasked(test_set, EVAL_MASK_SEED + draw) if kind == "mlm" else test_set
+        loader = DataLoader(examples, batch_sampler=batches, collate_fn=collator)
         for ids, batch in zip(batches, tqdm(loader, desc="evaluate", disable=not progress, leave=False)):
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast(device):

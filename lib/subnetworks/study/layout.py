@@ -20,7 +20,9 @@ from .store import RunDir
 # prune 5 / transfer 3 / overlap 3: controls scored in their own language's IMP run at the transfer levels (no more
 # on the source in transfer runs), the global random control, the training's movement in the mask metadata, the
 # nulls of the controls drawn, departures from the pre-trained-magnitude mask
-STAGE_VERSIONS = {"model": 1, "mlm_head": 1, "data": 1, "prune": 6, "transfer": 4, "overlap": 4}
+# mlm_head 2, prune 7: MLM's masks drawn one example at a time (independent of the batch size); transfer runs follow
+# through their prune key
+STAGE_VERSIONS = {"model": 1, "mlm_head": 2, "data": 1, "prune": 7, "transfer": 4, "overlap": 4}
 IMP = "imp"  # the IMP mask, beside the registered controls' masks
 EXAMPLES = "examples.json"  # a scored run's per-example records (see nn.evaluate), beside its metrics.json
 
@@ -83,9 +85,16 @@ class Layout:
         text = self._text_fields(self.study.model.mlm_head_task)
         return run_key("mlm_head", STAGE_VERSIONS["mlm_head"], {"text": text}, {"model": self.model_key})
 
+    def _scoring_fields(self, task: str) -> dict[str, Any]:
+        """The task's non-default fields that decide how its models are scored: in the prune key (and, through it,
+        the transfer key), so that scoring differently is another run."""
+        fields = non_default(self.study.task(task))
+        return {k: v for k, v in fields.items() if k == "eval_mask_draws"}
+
     @_once
     def prune_key(self, task: str, lang: str) -> str:
         fields = {"task": task, "lang": lang, "train": self.study.task(task).imp_train, "prune": self.study.prune}
+        fields.update(self._scoring_fields(task))
         upstream = {"data": self.data_key(task, lang)}
         if self.study.task(task).kind == "mlm" and self.fits_mlm_head:
             upstream["mlm_head"] = self.mlm_head_key  # θ0 of an MLM run includes the fitted head
