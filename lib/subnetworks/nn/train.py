@@ -61,7 +61,9 @@ def forward_loss(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) ->
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW without decay on vectors (biases, LayerNorms); the task head (every parameter outside the encoder) at
     ``head_learning_rate`` when set: a new head on an encoder with small hidden states (e5: per-dimension std 0.13)
-    otherwise needs hundreds of steps before it predicts anything but the majority class."""
+    otherwise needs hundreds of steps before it predicts anything but the majority class. The fused kernel (as
+    transformers' Trainer uses): on CPU one AdamW step of the demo encoder took half the time of torch's per-tensor
+    loop (benchmarks/bench_trainer.py)."""
     head_lr = cfg.head_learning_rate or cfg.learning_rate
     prefix = model.base_model_prefix + "."
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
@@ -77,7 +79,8 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
                 "weight_decay": 0.0 if no_decay else cfg.weight_decay,
             }
             for (head, no_decay), params in sorted(groups.items())
-        ]
+        ],
+        fused=True,
     )
 
 

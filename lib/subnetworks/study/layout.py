@@ -20,8 +20,8 @@ from .store import RunDir
 # prune 5 / transfer 3 / overlap 3: controls scored in their own language's IMP run at the transfer levels (no more
 # on the source in transfer runs), the global random control, the training's movement in the mask metadata, the
 # nulls of the controls drawn, departures from the pre-trained-magnitude mask
-# mlm_head 2, prune 7: MLM's masks drawn one example at a time (independent of the batch size); transfer runs follow
-# through their prune key
+# mlm_head 2, prune 7: MLM's masks drawn one example at a time (independent of the batch size), fused AdamW; transfer
+# runs follow through their prune key
 STAGE_VERSIONS = {"model": 1, "mlm_head": 2, "data": 1, "prune": 7, "transfer": 4, "overlap": 4}
 IMP = "imp"  # the IMP mask, beside the registered controls' masks
 EXAMPLES = "examples.json"  # a scored run's per-example records (see nn.evaluate), beside its metrics.json
