@@ -139,9 +139,7 @@ def run_budget(
             f"{len(todo)} to run"
         )
         kernel = stack.enter_context(SharedKernel()) if workers == 1 or not todo else None
-        timings = execute_runs(
-            todo, [r.label for r in runs if r.finished], worker_threads(study), echo, kernel, workers
-        )
+        timings = execute_runs(runs, todo, worker_threads(study), echo, kernel, workers)
         record = {
             "study": study.name,
             "points": [

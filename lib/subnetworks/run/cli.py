@@ -19,7 +19,7 @@ from .publish import publish_results, render_report
 from .slurm_queue import SlurmError
 from .slurm_submit import grid_summary
 from .stage_runs import StageFailed, stage_runs
-from .status import controls_lines, status
+from .status import controls_lines, status, time_left_line
 from .study_params import open_study
 
 
@@ -93,12 +93,16 @@ def _print_cost(params: str, artifacts: str, seconds_per_example: float) -> None
 
 
 def _print_status(params: str, artifacts: str, overrides: list[str]) -> None:
-    for line in controls_lines(load_study(params, overrides)):
+    study = load_study(params, overrides)
+    for line in controls_lines(study):
         print(line)
     rows = status(params, artifacts, overrides)
     width = max(len(r["run"]) for r in rows)
     for r in rows:
         print(f"{r['run']:<{width}}  {r['state']:<8}  {r.get('detail', '')}".rstrip())
+    left = time_left_line(rows, study.runtime.workers)
+    if left:
+        print(left)
     print(", ".join(f"{n} {state}" for state, n in Counter(r["state"] for r in rows).items()))
 
 

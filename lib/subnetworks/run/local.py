@@ -15,6 +15,7 @@ from ..spec import StudyConfig
 from ..study.layout import Layout
 from ..study.store import exclusive, write_json
 from .kernel import SharedKernel
+from .progress import RunClock
 from .publish import publish_results, render_report
 from .scheduler import execute_all
 from .slurm import check_executor, refuse_in_flight, run_on_cluster
@@ -51,9 +52,7 @@ def run_study(
             + (f" on {workers} workers" if workers > 1 and todo else "")
         )
         kernel = stack.enter_context(SharedKernel()) if workers == 1 or not todo else None
-        timings = execute_runs(
-            todo, [r.label for r in runs if r.finished], worker_threads(study), echo, kernel, workers
-        )
+        timings = execute_runs(runs, todo, worker_threads(study), echo, kernel, workers)
         kernel = kernel or stack.enter_context(SharedKernel())
         summary = _timing_summary(layout, start, runs, todo, timings)
         if todo:  # the report shows the times of the last run that did work; a rerun's go to timings-latest.json
@@ -83,12 +82,17 @@ def worker_threads(study: StudyConfig) -> int:
 
 
 def execute_runs(
-    todo: list[StageRun], finished: list[str], threads: int, echo, kernel: SharedKernel | None, workers: int
+    runs: list[StageRun], todo: list[StageRun], threads: int, echo, kernel: SharedKernel | None, workers: int
 ) -> list[dict[str, Any]]:
+    """Run ``todo`` (of ``runs``), saying for each start how long the study has run and how long it should still take
+    (from the finished runs' measured times: :mod:`.progress`)."""
+    known = {r.label: r.stage_seconds for r in runs if r.finished and r.stage_seconds is not None}
+    clock = RunClock([r.label for r in todo], workers, known)
     timings = []
-    for run, wall in execute_all(todo, finished, workers if todo else 1, threads, echo, kernel):
-        timing = run.run_dir.read_json("timing.json") if run.run_dir.file("timing.json").exists() else {}
-        timings.append({"label": run.label, "wall_seconds": wall, "stage_seconds": timing.get("seconds", 0.0)})
+    finished = [r.label for r in runs if r.finished]
+    for run, wall in execute_all(todo, finished, workers if todo else 1, threads, echo, kernel, clock.line):
+        clock.finished(run.label, wall)
+        timings.append({"label": run.label, "wall_seconds": wall, "stage_seconds": run.stage_seconds or 0.0})
     return timings
 
 

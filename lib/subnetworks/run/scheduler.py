@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .kernel import SharedKernel
 from .stage_runs import StageFailed, StageRun, execute
@@ -19,15 +19,17 @@ def execute_all(
     threads: int,
     echo=print,
     kernel: SharedKernel | None = None,
+    describe: Callable[[int, int, str], str] = lambda i, n, label: f"[{i}/{n}] {label}",
 ) -> Iterator[tuple[StageRun, float]]:
     """Run ``todo``, each run once the runs it needs are finished; yields (run, wall seconds) as they finish.
 
     One worker runs the plan's order in ``kernel``. Several workers are threads that each own a kernel (with
     ``threads`` torch threads) for their whole life; they take the next ready run when free. A failed run stops new
-    starts; runs already going finish (they are independent), then the first failure is raised."""
+    starts; runs already going finish (they are independent), then the first failure is raised. ``describe`` words the
+    line echoed when a run starts (its number, how many, its label)."""
     if workers == 1:
         for i, run in enumerate(todo, 1):
-            echo(f"[{i}/{len(todo)}] {run.label}")
+            echo(describe(i, len(todo), run.label))
             yield run, execute(run, kernel)
         return
     done, pending, outbox = set(finished), list(todo), queue.Queue()
@@ -55,7 +57,7 @@ def execute_all(
                 run = _next(ready, running)
                 pending.remove(run)
                 started += 1
-                echo(f"[{started}/{len(todo)}] {run.label}")
+                echo(describe(started, len(todo), run.label))
                 busy += 1
                 running[_group(run)] += 1
                 idle.pop().inbox.put(run)

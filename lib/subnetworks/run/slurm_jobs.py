@@ -71,8 +71,7 @@ def execute_job(run: StageRun, lock_timeout: float = 600.0) -> dict[str, Any]:
             wall = execute(run, kernel)
     if not run.finished:  # never report success for a run that is not finished: dependents would start
         raise ArtifactError(f"{run.label}: its notebook ran, but {run.run_dir.path} has no DONE")
-    timing = run.run_dir.read_json("timing.json") if run.run_dir.file("timing.json").exists() else {}
-    return {**info, "wall_seconds": wall, "stage_seconds": timing.get("seconds", 0.0), "ended": time.time()}
+    return {**info, "wall_seconds": wall, "stage_seconds": run.stage_seconds or 0.0, "ended": time.time()}
 
 
 def _as_planned_now(run: StageRun) -> StageRun:

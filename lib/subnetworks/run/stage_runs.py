@@ -67,6 +67,12 @@ class StageRun:
             return False
         return True
 
+    @property
+    def stage_seconds(self) -> float | None:
+        """What the stage itself measured (its ``timing.json``), without the notebook around it; None before."""
+        timing = self.run_dir.file("timing.json")
+        return float(json.loads(timing.read_text(encoding="utf-8"))["seconds"]) if timing.exists() else None
+
 
 def _notebook_params(run: Run, study: StudyConfig) -> dict[str, Any]:
     """The parameters cell of a grid run's notebook (sparsities as the schedule gives them)."""

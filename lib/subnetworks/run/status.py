@@ -10,6 +10,7 @@ from filelock import FileLock, Timeout
 
 from ..spec import StudyConfig
 from ..study.controls import CONTROLS
+from .progress import RunClock, duration
 from .slurm import job_states
 from .stage_runs import FAILED, stage_runs
 from .study_params import open_study
@@ -35,7 +36,7 @@ def controls_lines(study: StudyConfig) -> list[str]:
 def status(params_file: str | Path, artifacts: str | Path = "", overrides: Iterable[str] = ()) -> list[dict[str, str]]:
     """One row per stage run: done, running (another process holds the artefacts), partial, failed, or left;
     runs submitted to Slurm: done, queued, running or failed. Failed rows carry a ``detail``: the path of the failed
-    notebook, or why the job ended."""
+    notebook, or why the job ended; finished rows the ``seconds`` their stage measured."""
     effective, _, layout = open_study(params_file, artifacts, overrides)
     busy = False
     lock = FileLock(str(layout.artifacts / ".lock"))
@@ -62,5 +63,18 @@ def status(params_file: str | Path, artifacts: str | Path = "", overrides: Itera
         else:
             state = "left"
         row = {"run": run.label, "state": state, "dir": str(run.run_dir.path)}
+        if state == "done" and run.stage_seconds is not None:
+            row["seconds"] = run.stage_seconds
         rows.append({**row, "detail": detail} if detail else row)
     return rows
+
+
+def time_left_line(rows: list[dict[str, str]], workers: int) -> str:
+    """How long the runs not yet done should take on ``workers``, estimated from the finished ones; "" when all are
+    done or none has a measured time yet."""
+    known = {r["run"]: float(r["seconds"]) for r in rows if r["state"] == "done" and "seconds" in r}
+    clock = RunClock([r["run"] for r in rows if r["state"] != "done"], workers, known)
+    left = clock.left_seconds() if clock.left else None
+    if left is None:
+        return ""
+    return f"about {duration(left)} left on {workers} worker(s), estimated from the {len(known)} finished runs' times"
