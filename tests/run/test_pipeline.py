@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -78,6 +79,17 @@ def test_a_second_run_does_no_work(smoke):
     root, _, first, second = smoke
     assert "0 to run" in second.stdout
     assert _timings(root)["executed"] == 0
+
+
+def test_the_report_page_is_titled_self_contained_and_describes_its_figures(smoke):
+    root = smoke[0]
+    html = (root / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "<title>Language-neutral sub-networks: the smoke study</title>" in html
+    assert not re.search(r"<script\b[^>]*\bsrc=|https?://cdn", html)  # nothing fetched from the network
+    images = re.findall(r"<img\b[^>]*>", html)
+    assert images and all('src="data:image/png;base64,' in img for img in images)  # embedded, not linked
+    alts = [re.search(r'alt="([^"]*)"', img) for img in images]
+    assert all(a and a.group(1) and "No description" not in a.group(1) for a in alts), alts
 
 
 def test_status_reports_everything_done(smoke):

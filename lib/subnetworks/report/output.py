@@ -3,7 +3,9 @@ as CSV, sections of text, tables and figures, and their display in a notebook.""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +23,22 @@ class SavedFigure:
     png: Path
     pdf: Path
     width_px: int  # shown at this width: the PNG is drawn at DPI, shown at 100 dpi
+    alt: str = ""  # what the figure shows, for readers who cannot see it (figure_description)
+
+
+def figure_description(fig: Figure) -> str:
+    """Alt text from what the figure itself says: its title, then each panel's title and axes (repeated panels once).
+
+    Written from the figure, so it cannot drift from what is drawn."""
+    panels = []
+    for ax in fig.axes:
+        axes = " against ".join(label for label in (ax.get_ylabel(), ax.get_xlabel()) if label)
+        panel = ", ".join(p for p in (ax.get_title(), axes) if p)
+        if panel and panel not in panels:
+            panels.append(panel)
+    title = fig.get_suptitle()
+    described = "; ".join(panels[:12]) + ("; …" if len(panels) > 12 else "")
+    return ". ".join(p for p in (title, f"Panels: {described}" if described else "") if p) or "A figure"
 
 
 @dataclass
@@ -59,7 +77,7 @@ class Report:
             fig.savefig(png, dpi=DPI, metadata={"Software": None})
             fig.set_layout_engine("none")  # keep the layout the PNG computed: one layout pass, not two
             fig.savefig(pdf, metadata={"CreationDate": None, "Producer": None, "Creator": None})
-        return SavedFigure(png, pdf, int(round(fig.get_figwidth() * 100)))
+        return SavedFigure(png, pdf, int(round(fig.get_figwidth() * 100)), figure_description(fig))
 
     def save_table(self, table: pd.DataFrame, name: str) -> pd.DataFrame:
         self.tables.mkdir(parents=True, exist_ok=True)
@@ -80,7 +98,7 @@ def open_report(layout: Layout, reports_dir: str | Path = "") -> Report:
 
 def show(section: Section) -> None:
     """Display a section in a notebook: markdown, tables (3 decimals, no index) and the saved PNGs."""
-    from IPython.display import Image, Markdown, display  # only in a notebook: building the report needs no IPython
+    from IPython.display import HTML, Markdown, display  # only in a notebook: building the report needs no IPython
 
     display(Markdown(f"## {section.title}"))
     for i, block in enumerate(section.blocks):
@@ -89,5 +107,11 @@ def show(section: Section) -> None:
         elif isinstance(block, pd.DataFrame):
             uuid = f"{section.title[:12].replace(' ', '_')}_{i}"  # stable ids: the same HTML for the same numbers
             display(block.style.format(precision=3, na_rep="–").hide(axis="index").set_uuid(uuid))
-        else:
-            display(Image(filename=str(block.png), width=block.width_px))
+        else:  # inline, with its alt text and at most the page's width
+            data = base64.b64encode(block.png.read_bytes()).decode("ascii")
+            display(
+                HTML(
+                    f'<img src="data:image/png;base64,{data}" alt="{escape(block.alt)}" '
+                    f'style="width: {block.width_px}px; max-width: 100%; height: auto">'
+                )
+            )

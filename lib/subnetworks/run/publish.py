@@ -3,6 +3,7 @@ and its headline numbers copied into the README where the study asks for it (the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -16,6 +17,9 @@ from .kernel import SharedKernel
 from .stage_runs import EXECUTED, NOTEBOOKS, REPORT, StageFailed, reports_dir
 
 README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+TITLES = {"05_report": "Language-neutral sub-networks", "06_budget": "Sub-networks and the training budget"}
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL)
+_NEEDS_NETWORK = re.compile(r"https?://|MathJax")
 
 
 def render_report(
@@ -35,10 +39,18 @@ def render_report(
     exporter = HTMLExporter(
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
+    title = f"{TITLES.get(notebook, notebook)}: the {layout.study.name} study"
+    nb = nbformat.read(str(executed), as_version=4)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     html = root / "report.html"
-    atomic_write_bytes(html, body.encode("utf-8"))
+    atomic_write_bytes(html, offline_html(body).encode("utf-8"))
     return html
+
+
+def offline_html(html: str) -> str:
+    """``html`` without the scripts nbconvert's page loads from CDNs (require.js, MathJax, mermaid) or configures
+    for them: the report uses none, and with no network they fail, silently or with a console error."""
+    return _SCRIPT.sub(lambda m: "" if _NEEDS_NETWORK.search(m.group(0)) else m.group(0), html)
 
 
 def update_readme(results: Path, readme: Path | None = None) -> None:
