@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from subnetworks import report
+from subnetworks.report.provenance import commits_sentence
 from subnetworks.study.grid import Grid
 from subnetworks.study.layout import Layout
 
@@ -213,3 +215,40 @@ def test_seeds_find_different_masks(smoke):
     for task in layout.study.tasks:
         first, second = (layout.mask_path(task, "en", seed, 1).read_bytes() for seed in layout.study.seeds[:2])
         assert first != second, task
+
+
+def test_the_report_notebook_shows_every_section_in_the_reports_order():
+    notebook = json.loads((Path(__file__).parents[2] / "notebooks" / "05_report.ipynb").read_text(encoding="utf-8"))
+    shown = [
+        line.split("report.")[2].split("(")[0]
+        for cell in notebook["cells"]
+        for line in cell["source"]
+        if line.startswith("report.show(report.")
+    ]
+    assert shown == [make.__name__ for make in report.SECTIONS]  # build() and the HTML page say the same
+
+
+def test_what_was_run_lists_every_training_setting_and_the_code_of_the_runs(smoke):
+    layout, reports, sections = smoke
+    section = next(s for s in sections if s.title == "What was run")
+    settings = pd.read_csv(reports / "tables" / "training_settings.csv")
+    assert len(settings) == 2 * len(layout.study.tasks) and set(settings.training) == {"IMP rounds", "transfer"}
+    ner = settings[(settings.task == "ner") & (settings.training == "IMP rounds")].iloc[0]
+    cfg = layout.study.task("ner").imp_train
+    assert (ner.steps, ner.batch, float(ner["learning rate"])) == (cfg.max_steps, cfg.batch_size, cfg.learning_rate)
+    assert "**Seeds:** 57, 58 (IMP at every seed; controls scored at 57; transfer at 57)" in section.text()
+    assert "**Code:** every one of the" in section.text() and "**Machine:**" in section.text()
+
+
+def test_a_report_mixing_code_versions_names_the_runs_of_each():
+    seconds = pd.DataFrame(
+        {
+            "run": ["data/ner/en", "prune/ner/en/seed57", "transfer/xnli/en/sp0.5/seed57"],
+            "commit": ["a" * 40] * 2 + ["b" * 40],
+        }
+    )
+    text = commits_sentence(SimpleNamespace(results=SimpleNamespace(stage_seconds=seconds)))
+    assert text == (
+        "**Code:** the runs come from 2 commits: `aaaaaaaaaa`: 2 runs (data/ner/en, prune/ner/en/seed57); "
+        "`bbbbbbbbbb`: 1 runs (transfer/xnli/en/sp0.5/seed57)."
+    )

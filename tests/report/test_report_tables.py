@@ -15,6 +15,7 @@ import yaml
 
 from subnetworks import report
 from subnetworks.report.names import CONTROL_LABELS
+from subnetworks.report.output import LONG_TABLE, Report, table_html
 from subnetworks.report.overlap_sections import random_controls_sentence
 from subnetworks.report.overlap_tables import jaccard_sd, random_null_gaps
 from subnetworks.report.sections import budget_sentence
@@ -221,3 +222,14 @@ def test_a_score_whose_interval_reaches_chance_is_flagged_and_one_clear_of_it_is
     assert not table.at["ur", "at_chance"] and table.at["ur", "low"] > 0.7 and table.at["ur", "seeds"] == 2
     assert table.at["ur", "seed_low"] < 0.775 < table.at["ur", "seed_high"]  # mean of 0.75 and 0.8, t-interval
     assert math.isnan(table.at["en", "seed_low"])  # one seed: no spread to estimate
+
+
+def test_long_tables_are_folded_and_every_saved_table_links_its_csv(tmp_path):
+    rep = Report(results=None, root=tmp_path)
+    long = rep.save_table(pd.DataFrame({"lang": ["en"] * (LONG_TABLE + 1), "score": 0.5}), "long")
+    short = rep.save_table(pd.DataFrame({"lang": ["en"], "score": [0.123456]}), "short")
+    assert (tmp_path / "tables" / "long.csv").exists()
+    folded, shown = table_html(long, "a"), table_html(short, "b")
+    assert folded.startswith(f"<details><summary>{LONG_TABLE + 1} rows") and 'href="tables/long.csv"' in folded
+    assert "<details>" not in shown and 'href="tables/short.csv"' in shown and "0.123" in shown
+    assert "overflow-x: auto" in shown  # a wide table scrolls inside its box, not the page

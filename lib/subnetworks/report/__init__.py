@@ -21,6 +21,7 @@ from .overlap_sections import (
     overlap_transfer_section,
 )
 from .paper import PAPER
+from .provenance import what_was_run_section
 from .sections import (
     SECTIONS,
     build,
@@ -32,6 +33,7 @@ from .sections import (
 )
 from .summary import summary_section
 from .text import pct
+from .verdict_sections import intervals_section, verdict_section
 
 __all__ = [  # what the report notebook and the run layer use; tables and figures are their modules
     "PAPER",
@@ -44,6 +46,7 @@ __all__ = [  # what the report notebook and the run layer use; tables and figure
     "data_section",
     "departures_section",
     "figures",
+    "intervals_section",
     "intro_section",
     "load_results",
     "open_report",
@@ -58,5 +61,7 @@ __all__ = [  # what the report notebook and the run layer use; tables and figure
     "show",
     "summary_section",
     "tables",
+    "verdict_section",
+    "what_was_run_section",
     "transfer_section",
 ]

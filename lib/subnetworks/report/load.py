@@ -87,7 +87,7 @@ class Results:
     controls: pd.DataFrame  # one row per (task, seed, sparsity, lang, control), as the overlap stage wrote it
     departures: pd.DataFrame  # pairs of languages' departures from P, their nulls and the excess overlap
     departure_counts: pd.DataFrame  # per language: weights gained and lost against P, and in the band
-    stage_seconds: pd.DataFrame  # stage, run, seconds (from each run's timing.json)
+    stage_seconds: pd.DataFrame  # stage, run, seconds (each run's timing.json), commit (the code that ran it)
     missing: list[str]  # grid labels of the unfinished runs
     env: dict[str, Any]  # env.json of one run: the machine
     timings: dict[str, Any] | None  # artifacts/timings.json of the last `run`, if any
@@ -130,17 +130,22 @@ def load_results(layout: Layout) -> Results:
             continue
         for name, new in _read_run(run).items():
             rows[name] += new
+        run_env = run.dir.read_json("env.json") if run.dir.file("env.json").exists() else {}
         if run.dir.file("timing.json").exists():
             seconds.append(
-                {"stage": run.stage, "run": run.label, "seconds": run.dir.read_json("timing.json")["seconds"]}
+                {
+                    "stage": run.stage,
+                    "run": run.label,
+                    "seconds": run.dir.read_json("timing.json")["seconds"],
+                    "commit": run_env.get("git_sha") or "unknown",
+                }
             )
-        if not env and run.dir.file("env.json").exists():
-            env = run.dir.read_json("env.json")
+        env = env or run_env
     frames = {
         name: pd.DataFrame(rows[name]) if rows[name] else pd.DataFrame(columns=columns)
         for name, columns in COLUMNS.items()
     }
-    stage_seconds = pd.DataFrame(seconds, columns=["stage", "run", "seconds"])
+    stage_seconds = pd.DataFrame(seconds, columns=["stage", "run", "seconds", "commit"])
     return Results(
         layout,
         **frames,

@@ -80,8 +80,10 @@ class Report:
         return SavedFigure(png, pdf, int(round(fig.get_figwidth() * 100)), figure_description(fig))
 
     def save_table(self, table: pd.DataFrame, name: str) -> pd.DataFrame:
+        """Write ``table`` as CSV; the returned table knows its file (``attrs["csv"]``), which the page links to."""
         self.tables.mkdir(parents=True, exist_ok=True)
         table.to_csv(self.tables / f"{name}.csv", index=False, float_format="%.6g")
+        table.attrs["csv"] = f"tables/{name}.csv"  # relative to the report page, which sits beside tables/
         return table
 
     def add_figure(self, section: Section, text: str, fig: Figure | None, name: str) -> None:
@@ -96,6 +98,21 @@ def open_report(layout: Layout, reports_dir: str | Path = "") -> Report:
     return Report(load_results(layout), resolve_path(reports_dir or layout.study.runtime.reports_dir))
 
 
+LONG_TABLE = 30  # rows: a longer table is folded away, its CSV linked beside it
+
+
+def table_html(table: pd.DataFrame, uuid: str) -> str:
+    """A table for the page: 3 decimals, no index, scrolling inside its own box when wide, folded (``<details>``)
+    when longer than ``LONG_TABLE`` rows, with a link to its CSV when it has one."""
+    body = table.style.format(precision=3, na_rep="–").hide(axis="index").set_uuid(uuid).to_html()
+    boxed = f'<div style="overflow-x: auto; max-width: 100%">{body}</div>'
+    csv = table.attrs.get("csv")
+    link = f' (<a href="{escape(csv)}">{escape(csv)}</a>)' if csv else ""
+    if len(table) <= LONG_TABLE:
+        return boxed + (f"<p><small>CSV{link}</small></p>" if csv else "")
+    return f"<details><summary>{len(table)} rows: show the table{link}</summary>{boxed}</details>"
+
+
 def show(section: Section) -> None:
     """Display a section in a notebook: markdown, tables (3 decimals, no index) and the saved PNGs."""
     from IPython.display import HTML, Markdown, display  # only in a notebook: building the report needs no IPython
@@ -106,7 +123,7 @@ def show(section: Section) -> None:
             display(Markdown(block))
         elif isinstance(block, pd.DataFrame):
             uuid = f"{section.title[:12].replace(' ', '_')}_{i}"  # stable ids: the same HTML for the same numbers
-            display(block.style.format(precision=3, na_rep="–").hide(axis="index").set_uuid(uuid))
+            display(HTML(table_html(block, uuid)))
         else:  # inline, with its alt text and at most the page's width
             data = base64.b64encode(block.png.read_bytes()).decode("ascii")
             display(

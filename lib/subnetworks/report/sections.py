@@ -27,6 +27,7 @@ from .overlap_sections import (
     overlap_transfer_section,
 )
 from .paper import PAPER
+from .provenance import what_was_run_section
 from .summary import summary_section
 from .tables import (
     by_task,
@@ -219,6 +220,7 @@ def _relative_change_sentence(res: Results, sub: pd.DataFrame, task: str) -> str
 SECTIONS = (
     intro_section,
     verdict_section,
+    what_was_run_section,
     data_section,
     scores_section,
     transfer_section,
