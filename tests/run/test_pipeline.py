@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import browser
 import nbformat
 import papermill
 import pytest
@@ -90,6 +91,22 @@ def test_the_report_page_is_titled_self_contained_and_describes_its_figures(smok
     assert images and all('src="data:image/png;base64,' in img for img in images)  # embedded, not linked
     alts = [re.search(r'alt="([^"]*)"', img) for img in images]
     assert all(a and a.group(1) and "No description" not in a.group(1) for a in alts), alts
+
+
+@pytest.mark.skipif(browser.chromium() is None, reason="no chromium here (.ci/run installs Debian's chromium)")
+def test_the_report_reads_well_in_a_browser_offline_from_a_copied_folder(smoke, tmp_path):
+    root = smoke[0]
+    page = browser.probe(root / "reports" / "report.html", tmp_path)
+    assert page["title"] == "Language-neutral sub-networks: the smoke study"
+    assert page["errors"] == []  # no console error, no failed fetch
+    assert page["images"] and all(img["ok"] for img in page["images"])  # no broken image
+    assert all(img["alt"] and "No description" not in img["alt"] for img in page["images"])
+    assert page["wide"] == [] and page["width"] <= browser.VIEWPORT[0]  # wide tables scroll inside their box
+    headings = page["headings"]
+    assert headings[:3] == [headings[0], "Verdicts on the paper's findings", "What was run"], headings
+    assert headings[0].startswith("Language-neutral sub-networks") and headings[-1] == "Summary"
+    shot = browser.screenshot(root / "reports" / "report.html", ROOT / "artifacts" / "test-screenshots" / "smoke.png")
+    assert shot.stat().st_size > 10_000  # kept for a person to look at
 
 
 def test_status_reports_everything_done(smoke):
