@@ -21,7 +21,8 @@ def test_estimates_come_from_the_most_alike_measured_runs():
     clock = RunClock([], 1, {"prune/mlm/en/seed57": 300.0, "prune/mlm/de/seed58": 100.0, "data/mlm/en": 10.0})
     assert clock.estimate("prune/mlm/zh/seed57") == 300.0  # same stage, task and seed, another language
     assert clock.estimate("prune/mlm/zh/seed59") == 200.0  # the task's prune runs: no seed-59 run measured yet
-    assert clock.estimate("overlap/ner") == pytest.approx(410 / 3)  # nothing alike: the mean of everything
+    assert clock.estimate("data/ner/de") == 10.0  # another task's data run: the only data run measured
+    assert clock.estimate("overlap/ner") is None  # no overlap run measured: a data or IMP run says nothing about it
     clock.finished("prune/mlm/ur/seed57", 500.0)  # measured now: weighs in with the earlier runs of its group
     assert clock.estimate("prune/mlm/zh/seed57") == 400.0
     assert RunClock(["data/mlm/en"], 2).estimate("data/mlm/en") is None  # nothing measured: no estimate
@@ -31,6 +32,18 @@ def test_a_run_measured_in_an_earlier_attempt_comes_before_its_task():
     clock = RunClock([], 1, {"transfer/ner/en/sp0.5/seed57": 80.0, "transfer/ner/de/sp0.8/seed57": 20.0})
     assert clock.estimate("transfer/ner/en/sp0.5/seed57") == 80.0
     assert clock.estimate("transfer/ner/ur/sp0.8/seed57") == 20.0
+
+
+def test_no_time_left_is_promised_while_a_stage_left_to_run_is_unmeasured():
+    clock = RunClock(["data/ner/de", "prune/ner/en/seed57", "transfer/ner/en/sp0.5/seed57"], 2)
+    assert clock.line(1, 4, "data/ner/en").endswith("s elapsed)")  # nothing measured: nothing to say
+    clock.finished("data/ner/de", 12.0)
+    assert clock.left_seconds() is None and clock.unmeasured_stages() == ["prune", "transfer"]
+    line = clock.line(2, 4, "prune/ner/en/seed57")
+    assert line.endswith("elapsed; time left known once a prune and a transfer run has finished)"), line
+    clock.finished("prune/ner/en/seed57", 300.0)
+    clock.finished("transfer/ner/en/sp0.5/seed57", 100.0)
+    assert clock.left_seconds() is None and clock.line(4, 4, "overlap/ner").endswith("s elapsed)")  # all done
 
 
 def test_time_left_shrinks_as_runs_finish_and_is_shared_by_the_workers():

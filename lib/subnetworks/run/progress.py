@@ -2,8 +2,9 @@
 
 A stage run is estimated from the measured seconds of finished runs like it: the same stage, task, sparsity and
 seed in another language first (a seed that scores the controls costs more than one that does not), then this run's
-own time in an earlier attempt, then any run of its stage and task, then the mean of everything measured. Runs that
-nothing like them has measured yet count at that mean; with nothing measured at all there is no estimate.
+own time in an earlier attempt, then any run of its stage and task, then any run of its stage. Until every stage
+left to run has a measured run there is no estimate (a data run says nothing about an IMP run): the line names the
+stages still unmeasured instead.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def group_of(label: str) -> str:
 
 def _task_of(label: str) -> str:
     return "/".join(label.split("/")[:2])
+
+
+def _stage_of(label: str) -> str:
+    return label.split("/")[0]
 
 
 def duration(seconds: float) -> str:
@@ -51,33 +56,39 @@ class RunClock:
             self.left.remove(label)
 
     def estimate(self, label: str) -> float | None:
-        """Seconds ``label`` should take, by the order in the module's docstring; None when nothing is measured."""
-        seen = {**self.known, **self.measured}
-        if not seen:
-            return None
-        by_group, by_task = defaultdict(list), defaultdict(list)
-        for other, seconds in seen.items():
+        """Seconds ``label`` should take, by the order in the module's docstring; None when no run of its stage has
+        been measured."""
+        by_group, by_task, by_stage = defaultdict(list), defaultdict(list), defaultdict(list)
+        for other, seconds in {**self.known, **self.measured}.items():
             by_group[group_of(other)].append(seconds)
             by_task[_task_of(other)].append(seconds)
+            by_stage[_stage_of(other)].append(seconds)
         for candidates in (
             by_group.get(group_of(label)),
             [self.known[label]] if label in self.known else None,
             by_task.get(_task_of(label)),
+            by_stage.get(_stage_of(label)),
         ):
             if candidates:
                 return mean(candidates)
-        return mean(seen.values())
+        return None
+
+    def unmeasured_stages(self) -> list[str]:
+        """The stages of the runs left that no finished run has measured yet, in the order they come."""
+        return list(dict.fromkeys(_stage_of(label) for label in self.left if self.estimate(label) is None))
 
     def left_seconds(self) -> float | None:
-        """Wall seconds the runs not yet finished should take on the workers, or None without any measurement."""
-        estimates = [self.estimate(label) for label in self.left]
-        if not estimates or None in estimates:
+        """Wall seconds the runs not yet finished should take on the workers; None while a stage is unmeasured."""
+        if not self.left or self.unmeasured_stages():
             return None
-        return sum(estimates) / self.workers
+        return sum(self.estimate(label) for label in self.left) / self.workers
 
     def line(self, index: int, total: int, label: str) -> str:
         """``[12/75] prune/mlm/de/seed58  (14 min elapsed, about 31 min left)``."""
-        elapsed = duration(time.perf_counter() - self.start)
-        left = self.left_seconds()
-        when = f"{elapsed} elapsed" + (f", about {duration(left)} left" if left is not None else "")
+        when = f"{duration(time.perf_counter() - self.start)} elapsed"
+        left, unmeasured = self.left_seconds(), self.unmeasured_stages()
+        if left is not None:
+            when += f", about {duration(left)} left"
+        elif unmeasured and (self.measured or self.known):
+            when += f"; time left known once a {' and a '.join(unmeasured)} run has finished"
         return f"[{index}/{total}] {label}  ({when})"
