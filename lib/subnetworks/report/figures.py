@@ -97,12 +97,23 @@ def by_sparsity(res: Results, table: pd.DataFrame, task: str, key: str, column: 
     return keys, by, {s: f[column].to_numpy(float) for s, f in by.items()}
 
 
-def heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap: str) -> None:
+HEATMAP_CELL = 0.5  # inches a heatmap cell: a 9 × 9 panel keeps its 2-decimal labels apart, two panels fit the page
+
+
+def heatmap_panel(matrix: pd.DataFrame) -> tuple[float, float]:
+    """(width, height) in inches of a heatmap panel of ``matrix``: the cell size is fixed, room for labels and the
+    colour bar added, so a 9-language panel grows instead of crowding its numbers."""
+    rows, cols = matrix.shape
+    return HEATMAP_CELL * cols + 2.0, HEATMAP_CELL * rows + 1.8
+
+
+def heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap: str, digits: int = 2) -> None:
     sns.heatmap(
         matrix.astype(float),
         ax=ax,
         annot=True,
-        fmt=".2f",
+        fmt=f".{digits}f",
+        annot_kws={"fontsize": 7 if digits <= 2 else 6},
         vmin=vmin,
         vmax=vmax,
         cmap=cmap,
@@ -118,7 +129,7 @@ def heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap
     ax.grid(False)
 
 
-def _colour_range(frames: list[pd.DataFrame]) -> tuple[float, float]:
+def colour_range(frames: list[pd.DataFrame]) -> tuple[float, float]:
     """One colour scale over every finite value of ``frames`` (0 to 1 when there is none)."""
     values = np.concatenate([f.to_numpy(float).ravel() for f in frames])
     values = values[np.isfinite(values)]
@@ -156,9 +167,9 @@ def plot_transfer(res: Results, task: str) -> Figure | None:
     for sparsity, m in mats.items():
         rows = controls.get(sparsity, pd.DataFrame(columns=m.columns))
         panels[sparsity] = pd.concat([m, rows.rename(index=lambda c: control_label(c, short=True))])
-    lo, hi = _colour_range(list(panels.values()))
-    height = max(3.4, 0.45 * max(len(p) for p in panels.values()) + 1.6)
-    fig, axes = figure(len(panels), width=4.2, height=height)
+    lo, hi = colour_range(list(panels.values()))
+    width, height = heatmap_panel(max(panels.values(), key=len))
+    fig, axes = figure(len(panels), width=width, height=height)
     chance = _chance_cells(res, task)
     for ax, (sparsity, panel) in zip(axes, panels.items()):
         heatmap(ax, panel, f"{sp(sparsity)} sparsity", lo, hi, "viridis")

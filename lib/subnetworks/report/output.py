@@ -4,6 +4,7 @@ as CSV, sections of text, tables and figures, and their display in a notebook.""
 from __future__ import annotations
 
 import base64
+import textwrap
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -24,6 +25,16 @@ class SavedFigure:
     pdf: Path
     width_px: int  # shown at this width: the PNG is drawn at DPI, shown at 100 dpi
     alt: str = ""  # what the figure shows, for readers who cannot see it (figure_description)
+
+
+def wrap_suptitle(fig: Figure) -> None:
+    """Break a figure's title into lines that fit its width (about 12 characters an inch at the title's size), so a
+    long title is never cut at the edges of a narrow figure."""
+    title = fig.get_suptitle()
+    if title:
+        width = max(20, int(fig.get_figwidth() * 12))
+        lines = [textwrap.fill(line, width, break_on_hyphens=False) for line in title.split("\n")]
+        fig.suptitle("\n".join(lines))
 
 
 def figure_description(fig: Figure) -> str:
@@ -73,6 +84,7 @@ class Report:
             return None
         self.figures.mkdir(parents=True, exist_ok=True)
         png, pdf = self.figures / f"{name}.png", self.figures / f"{name}.pdf"
+        wrap_suptitle(fig)
         with matplotlib.rc_context(STYLE):
             fig.savefig(png, dpi=DPI, metadata={"Software": None})
             fig.set_layout_engine("none")  # keep the layout the PNG computed: one layout pass, not two

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .figures import bar_groups, by_sparsity, figure, heatmap, sparsity_colors, styled
+from .figures import bar_groups, by_sparsity, colour_range, figure, heatmap, heatmap_panel, sparsity_colors, styled
 from .load import Results
 from .names import NULL_LABELS, NULLS, control_label
 from .overlap_tables import (
@@ -78,17 +78,24 @@ def plot_overlap(res: Results, task: str) -> Figure | None:
     if not mats:
         return None
     avg = average_overlap_table(res).set_index(["task", "sparsity"])
-    fig, axes = figure(len(mats), width=4.0)
-    for ax, (sparsity, m) in zip(axes, mats.items()):
+    pairs = {s: m.mask(np.eye(len(m), dtype=bool)) for s, m in mats.items()}  # the diagonal (1) says nothing
+    lo, hi = colour_range(list(pairs.values()))
+    digits = 3 if hi - lo < 0.05 else 2  # a narrow range needs the third decimal to tell cells apart
+    width, height = heatmap_panel(next(iter(pairs.values())))
+    fig, axes = figure(len(pairs), width=width, height=height + 0.6)
+    for ax, (sparsity, m) in zip(axes, pairs.items()):
         r = avg.loc[(task, sparsity)]
         beside = "\n".join(
             f"{NULL_LABELS[null]} {num(r[f'{null}_null_jaccard'], 2)}, {control_label(NULLS[null])} "
             f"{num(r[f'{null}_random_jaccard'], 2)}"
             for null in NULLS
         )
-        heatmap(ax, m, f"{sp(sparsity)} sparsity\n{beside}", 0.0, 1.0, "mako")
+        heatmap(ax, m, f"{sp(sparsity)} sparsity\n{beside}", lo, hi, "mako", digits)
         ax.title.set_fontsize(8)
-    fig.suptitle(f"{task}: Jaccard of the kept weights of two languages' sub-networks")
+    fig.suptitle(
+        f"{task}: Jaccard of the kept weights of two languages' sub-networks\n(colour scale {lo:.{digits}f}–"
+        f"{hi:.{digits}f}: the pairs' range)"
+    )
     return fig
 
 
@@ -124,26 +131,30 @@ def plot_overlap_groups(res: Results, task: str) -> Figure | None:
     layer, module = (t[t["task"] == task] for t in (overlap_by_group(res, "layer"), overlap_by_group(res, "module")))
     if layer.empty:
         return None
-    colors = sparsity_colors(res)
-    fig, (ax1, ax2) = figure(2, width=4.8, height=3.8)
-    for s in res.sparsities:
+    colors, groups = sparsity_colors(res), list(dict.fromkeys(layer["group"]))
+    fig, (ax1, ax2) = figure(2, width=5.2, height=4.6)
+    for i, s in enumerate(res.sparsities):
         sub = layer[layer["sparsity"] == s]
-        ax1.plot(sub["group"], sub["jaccard"], "-o", color=colors[s], markersize=4, label=f"IMP, {sp(s)}")
-        for null, (line, marker) in LAYER_STYLES.items():
-            ax1.plot(sub["group"], sub[f"{null}_null_jaccard"], line, color=colors[s])
-            ax1.plot(sub["group"], sub[f"{null}_random_jaccard"], marker, color=colors[s], linestyle="")
+        # each sparsity's points a little to the side, in its own marker: lines that coincide stay visible
+        x = np.array([groups.index(g) for g in sub["group"]]) + (i - (len(res.sparsities) - 1) / 2) * 0.15
+        marker = "os^Dv"[i % 5]
+        ax1.plot(x, sub["jaccard"], "-" + marker, color=colors[s], markersize=4, label=f"IMP, {sp(s)}")
+        for null, (line, measured) in LAYER_STYLES.items():
+            ax1.plot(x, sub[f"{null}_null_jaccard"], line, color=colors[s])
+            ax1.plot(x, sub[f"{null}_random_jaccard"], measured, color=colors[s], linestyle="")
+    ax1.set_xticks(range(len(groups)), groups)
     handles = ax1.get_legend_handles_labels()[0]
     for null, (line, marker) in LAYER_STYLES.items():
         handles += [
             Line2D([], [], color="gray", linestyle=line, label=NULL_LABELS[null]),
             Line2D([], [], color="gray", marker=marker, linestyle="", label=f"{control_label(NULLS[null])}, measured"),
         ]
-    ax1.legend(handles=handles, fontsize=7)
-    ax1.set(xlabel="layer", ylabel="mean pairwise Jaccard", ylim=(0, 1), title="per layer")
+    ax1.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    ax1.set(xlabel="layer", ylabel="mean pairwise Jaccard", ylim=(0, 1.05), title="per layer")
     centres, by = _module_bars(res, ax2, module, "jaccard")
     for x, f in zip(centres, by.values()):
         _mark_nulls(ax2, x, f, size=10)
-    ax2.legend(handles=_null_handles(), fontsize=7)
+    ax2.legend(handles=_null_handles(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax2.set(ylim=(0, 1), title="per module type")
     fig.suptitle(f"{task}: where the languages' sub-networks overlap")
     return fig
@@ -218,6 +229,9 @@ def plot_departures_groups(res: Results, task: str) -> Figure | None:
     return fig
 
 
+LABELLED_POINTS = 4  # pairs named in the overlap-vs-transfer scatter, per sparsity: the largest changes
+
+
 @styled
 def plot_overlap_vs_transfer(res: Results, task: str) -> Figure | None:
     """Scatter of Jaccard(s, t) against the transfer change, with Spearman's ρ in the legend and title."""
@@ -231,7 +245,8 @@ def plot_overlap_vs_transfer(res: Results, task: str) -> Figure | None:
     for sparsity, sub in ovt.groupby("sparsity", sort=True):
         label = f"{sp(sparsity)} (ρ = {num(rho[f'{sparsity:g}'], 2)})"
         ax.scatter(sub["jaccard"], sub["change"] * 100, color=colors[sparsity], label=label)
-        for r in sub.itertuples():
+        extremes = sub.loc[sub["change"].abs().nlargest(LABELLED_POINTS).index]  # all labels would pile up
+        for r in extremes.itertuples():
             ax.annotate(
                 f"{r.source}→{r.target}",
                 (r.jaccard, r.change * 100),
@@ -242,8 +257,12 @@ def plot_overlap_vs_transfer(res: Results, task: str) -> Figure | None:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("Jaccard(s, t) of the IMP masks")
     ax.set_ylabel("transfer change (acc(s,t) − acc(t,t)) / acc(t,t) (%)")
-    ax.set_title(f"{task}: overlap vs transfer, Spearman ρ = {num(rho['all'], 2)}")
-    ax.legend(title="sparsity")
+    ax.set_title(
+        f"{task}: overlap vs transfer, Spearman ρ = {num(rho['all'], 2)}\n(labelled: the {LABELLED_POINTS} largest "
+        "changes a sparsity)",
+        fontsize=9,
+    )
+    ax.legend(title="sparsity", loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
 
