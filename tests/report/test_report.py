@@ -252,3 +252,19 @@ def test_a_report_mixing_code_versions_names_the_runs_of_each():
         "**Code:** the runs come from 2 commits: `aaaaaaaaaa`: 2 runs (data/ner/en, prune/ner/en/seed57); "
         "`bbbbbbbbbb`: 1 runs (transfer/xnli/en/sp0.5/seed57)."
     )
+
+
+def test_limitations_are_written_from_the_numbers(smoke):
+    layout, reports, sections = smoke
+    text = next(s for s in sections if s.title == "Limitations").text()
+    controls = pd.read_csv(reports / "tables" / "controls.csv")
+    ner = controls[(controls.task == "ner") & (controls.sparsity == 0.5)].set_index("lang")["jaccard_with_pretrained"]
+    langs = list(ner.index)
+    floor = max(0.0, min(ner[a] + ner[b] - 1 for i, a in enumerate(langs) for b in langs[i + 1 :]))
+    assert (
+        f"ner at 50 %: Jaccard with P {ner.min():.3f}–{ner.max():.3f}, so P alone implies pairwise overlaps of at "
+        f"least {floor:.3f}" in text
+    )
+    assert "**At chance**" in text and "**Test sets:** the smallest per task: mlm 24, ner 32, xnli 32" in text
+    assert "transfer at seed(s) 57 and the controls at 57" in text
+    assert [s.title for s in sections][-2:] == ["Limitations", "Summary"]

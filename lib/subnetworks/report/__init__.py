@@ -11,6 +11,7 @@ grid and run files.
 """
 
 from . import figures, overlap_figures, overlap_tables, tables
+from .limitations import limitations_section
 from .load import Results, load_results
 from .output import Report, Section, open_report, show
 from .overlap_sections import (
@@ -48,6 +49,7 @@ __all__ = [  # what the report notebook and the run layer use; tables and figure
     "figures",
     "intervals_section",
     "intro_section",
+    "limitations_section",
     "load_results",
     "open_report",
     "overlap_figures",

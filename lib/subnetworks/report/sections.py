@@ -16,6 +16,7 @@ from ..spec import resolve_path
 from ..study.layout import Layout
 from ..study.store import read_json
 from .figures import plot_relative_change, plot_scores, plot_transfer
+from .limitations import limitations_section
 from .load import Results
 from .names import control_label
 from .output import Report, Section, open_report
@@ -231,6 +232,7 @@ SECTIONS = (
     overlap_transfer_section,
     controls_section,
     intervals_section,
+    limitations_section,
     summary_section,
 )
 
