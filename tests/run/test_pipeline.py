@@ -20,7 +20,7 @@ from processes import run as run_process
 
 from subnetworks.demo.smoke import write_smoke_params
 from subnetworks.run.kernel import SharedKernel
-from subnetworks.run.publish import README_MARKERS, publish_results
+from subnetworks.run.publish import PICTURE, README_MARKERS, publish_results
 from subnetworks.run.stage_runs import stage_runs
 from subnetworks.spec import NOTEBOOK_PARAMS, load_study
 from subnetworks.study.layout import IMP, Layout
@@ -183,6 +183,7 @@ def test_the_report_results_replace_the_readme_section_only_when_the_study_asks(
     original = f"intro\n{start}\nold numbers\n{end}\noutro\n"
     html = tmp_path / "reports" / "report.html"
     html.parent.mkdir()
+    html.write_text("<html><head><title>a report</title></head><body><h1>Verdicts</h1></body></html>")
     (html.parent / "results.md").write_text("### new numbers\n")
     study = load_study(ROOT / "params" / "demo.yaml")
     for asks, expected in ((False, original), (True, f"intro\n{start}\n### new numbers\n{end}\noutro\n")):
@@ -190,6 +191,8 @@ def test_the_report_results_replace_the_readme_section_only_when_the_study_asks(
         runtime = dataclasses.replace(study.runtime, readme_results=asks)
         publish_results(dataclasses.replace(study, runtime=runtime), html, readme)
         assert readme.read_text() == expected
+        picture = html.with_name(PICTURE)  # the README's picture of the report, where Chromium is at hand
+        assert picture.exists() == (asks and browser.chromium() is not None)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no Unix sockets")

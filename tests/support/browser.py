@@ -1,17 +1,17 @@
-"""A report page as headless Chromium sees it: a copy of the page with a probe script that records console errors
-and measures the page, read back with ``--dump-dom``; a screenshot with ``--screenshot``. The network is off: every
-host resolves nowhere and the proxy is a closed port, so anything the page fetches fails."""
+"""A report page as headless Chromium sees it (offline, through :mod:`subnetworks.run.browser`): a copy of the page
+with a probe script that records console errors and measures the page, read back with ``--dump-dom``."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
-VIEWPORT = (1400, 900)
-OFFLINE = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+from subnetworks.run.browser import VIEWPORT, chromium, run_chromium, screenshot
+
+__all__ = ["VIEWPORT", "chromium", "probe", "screenshot"]
+
 
 # Runs first in <head>: keeps console errors and uncaught errors; after the load event it measures the page and
 # writes the findings as JSON into <pre id="probe">, which --dump-dom returns.
@@ -40,16 +40,6 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _run(args: list[str], height: int = VIEWPORT[1], timeout: int = 120) -> subprocess.CompletedProcess:
-    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *OFFLINE]
-    size = f"--window-size={VIEWPORT[0]},{height}"
-    return subprocess.run([*base, size, *args], capture_output=True, text=True, timeout=timeout, check=False)
-
-
 def probe(page: Path, workdir: Path) -> dict:
     """Copy the page's folder into ``workdir`` (another folder, as a user copying the report would) and return what
     the probe found there."""
@@ -58,18 +48,11 @@ def probe(page: Path, workdir: Path) -> dict:
     probed = copy / "probed.html"
     html = (copy / page.name).read_text(encoding="utf-8")
     probed.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
-    done = _run(["--virtual-time-budget=10000", "--dump-dom", probed.as_uri()])
+    done = run_chromium(["--virtual-time-budget=10000", "--dump-dom", probed.as_uri()])
     found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.DOTALL)
     if not found:
         raise AssertionError(f"the probe never reported (rc {done.returncode}): {done.stderr[-2000:]}")
     return json.loads(_unescape(found.group(1)))
-
-
-def screenshot(page: Path, png: Path, height: int = 2400) -> Path:
-    """The top ``height`` pixels of the page at the viewport's width."""
-    png.parent.mkdir(parents=True, exist_ok=True)
-    _run([f"--screenshot={png}", page.resolve().as_uri()], height)
-    return png
 
 
 def _unescape(text: str) -> str:

@@ -13,10 +13,12 @@ from nbconvert import HTMLExporter
 from ..core.atomic import atomic_write_bytes
 from ..spec import StudyConfig, repo_root
 from ..study.layout import Layout
+from .browser import chromium, screenshot
 from .kernel import SharedKernel
 from .stage_runs import EXECUTED, NOTEBOOKS, REPORT, StageFailed, reports_dir
 
 README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+PICTURE = "report-top.png"  # the report's first screens, shown at the top of the README
 TITLES = {"05_report": "Language-neutral sub-networks", "06_budget": "Sub-networks and the training budget"}
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL)
 _NEEDS_NETWORK = re.compile(r"https?://|MathJax")
@@ -67,6 +69,9 @@ def update_readme(results: Path, readme: Path | None = None) -> None:
 
 def publish_results(study: StudyConfig, html: Path, readme: Path | None = None) -> None:
     """Copy the report's ``results.md`` into the README when the study asks for it (the demo), after ``run`` and
-    after ``report`` alike, so the README never shows older numbers than the report."""
+    after ``report`` alike, so the README never shows older numbers than the report; with Chromium at hand, the
+    README's picture of the report's first screens too (``report-top.png`` beside the page)."""
     if study.runtime.readme_results:
         update_readme(html.parent / "results.md", readme)
+        if chromium() and html.exists():
+            screenshot(html, html.with_name(PICTURE), height=1800)
