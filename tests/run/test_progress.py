@@ -40,7 +40,7 @@ def test_no_time_left_is_promised_while_a_stage_left_to_run_is_unmeasured():
     clock.finished("data/ner/de", 12.0)
     assert clock.left_seconds() is None and clock.unmeasured_stages() == ["prune", "transfer"]
     line = clock.line(2, 4, "prune/ner/en/seed57")
-    assert line.endswith("elapsed; time left known once a prune and a transfer run has finished)"), line
+    assert line.endswith("elapsed; time left known once a prune run and a transfer run have finished)"), line
     clock.finished("prune/ner/en/seed57", 300.0)
     clock.finished("transfer/ner/en/sp0.5/seed57", 100.0)
     assert clock.left_seconds() is None and clock.line(4, 4, "overlap/ner").endswith("s elapsed)")  # all done
@@ -71,6 +71,8 @@ def test_status_says_how_long_what_is_left_should_take():
         {"run": "data/ner/de", "state": "left"},
         {"run": "data/ner/ur", "state": "left"},
     ]
-    assert time_left_line(rows, 1) == "about 60 s left on 1 worker(s), estimated from the 1 finished runs' times"
+    assert time_left_line(rows, 1) == "about 60 s left on 1 worker(s), from the 1 finished runs' times"
     assert time_left_line([{**r, "state": "done", "seconds": 1.0} for r in rows], 1) == ""  # all done
     assert time_left_line([{**r, "state": "left"} for r in rows], 1) == ""  # nothing measured yet
+    rows.append({"run": "prune/ner/en/seed57", "state": "left"})
+    assert time_left_line(rows, 1) == "time left known once a prune run has finished"

@@ -24,6 +24,12 @@ def group_of(label: str) -> str:
     return "/".join(parts)
 
 
+def unmeasured_phrase(stages: list[str]) -> str:
+    """``time left known once a prune run and an overlap run have finished``."""
+    runs = " and ".join(f"{'an' if s[0] in 'aeiou' else 'a'} {s} run" for s in stages)
+    return f"time left known once {runs} {'has' if len(stages) == 1 else 'have'} finished"
+
+
 def _task_of(label: str) -> str:
     return "/".join(label.split("/")[:2])
 
@@ -90,5 +96,5 @@ class RunClock:
         if left is not None:
             when += f", about {duration(left)} left"
         elif unmeasured and (self.measured or self.known):
-            when += f"; time left known once a {' and a '.join(unmeasured)} run has finished"
+            when += f"; {unmeasured_phrase(unmeasured)}"
         return f"[{index}/{total}] {label}  ({when})"

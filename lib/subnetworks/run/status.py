@@ -10,7 +10,7 @@ from filelock import FileLock, Timeout
 
 from ..spec import StudyConfig
 from ..study.controls import CONTROLS
-from .progress import RunClock, duration
+from .progress import RunClock, duration, unmeasured_phrase
 from .slurm import job_states
 from .stage_runs import FAILED, stage_runs
 from .study_params import open_study
@@ -74,7 +74,10 @@ def time_left_line(rows: list[dict[str, str]], workers: int) -> str:
     done or none has a measured time yet."""
     known = {r["run"]: float(r["seconds"]) for r in rows if r["state"] == "done" and "seconds" in r}
     clock = RunClock([r["run"] for r in rows if r["state"] != "done"], workers, known)
-    left = clock.left_seconds() if clock.left else None
-    if left is None:
-        return ""
-    return f"about {duration(left)} left on {workers} worker(s), estimated from the {len(known)} finished runs' times"
+    left = clock.left_seconds()
+    if left is not None:
+        return f"about {duration(left)} left on {workers} worker(s), from the {len(known)} finished runs' times"
+    unmeasured = clock.unmeasured_stages()
+    if known and unmeasured:
+        return unmeasured_phrase(unmeasured)
+    return ""
