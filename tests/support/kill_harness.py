@@ -64,7 +64,7 @@ STAGES = ("startup", "data", "prune", "transfer", "overlap", "report")
 TIMING_KEYS = {"train_seconds", "seconds", "wall_seconds"}  # differ between runs of the same work
 SKIP_FILES = {"env.json", "timing.json", "notebook.ipynb", "notebook.failed.ipynb"}  # machine, clock, notebook
 GRACE_SECONDS = 5.0  # an orphaned kernel notices its parent's death within ~1 s (ipykernel's parent poller)
-LABEL = re.compile(r"^\[(\d+)/(\d+)\] (\S+)$")
+LABEL = re.compile(r"^\[(\d+)/(\d+)\] (\S+)(?:  \(.*\))?$")  # the label, then the time elapsed and left
 PLANNED = re.compile(r"^(\d+) stage runs, (\d+) already finished, (\d+) to run$")
 
 
