@@ -18,7 +18,7 @@ import yaml
 from processes import ENV, ROOT, run_cli
 
 from subnetworks.core.maskfile import read_metadata
-from subnetworks.demo.smoke import make_smoke_assets
+from subnetworks.demo.smoke import keep_tasks, make_smoke_assets
 from subnetworks.run.slurm import run_on_cluster
 from subnetworks.run.slurm_jobs import StageJob
 from subnetworks.run.slurm_queue import SlurmError, queue_snapshot, refuse_in_flight
@@ -42,7 +42,7 @@ def shrunk(
     data = json.loads(json.dumps(data))
     data["languages"] = ["en", "ur"]
     data["seeds"] = list(seeds)
-    data["tasks"] = {t: data["tasks"][t] for t in tasks}
+    keep_tasks(data, tasks)
     data["transfer"]["sparsities"] = list(sparsities)
     data["runtime"].update(artifacts=str(root / "artifacts"), reports_dir=str(root / "reports"))
     data["runtime"]["slurm"] = slurm or {"poll_seconds": 1, **{s: SMALL_JOBS for s in WAVES}}

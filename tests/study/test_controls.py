@@ -9,7 +9,7 @@ import yaml
 
 from subnetworks.core.maskio import load_mask
 from subnetworks.core.masks import Mask
-from subnetworks.demo.smoke import write_smoke_params
+from subnetworks.demo.smoke import keep_tasks, write_smoke_params
 from subnetworks.spec import ConfigError, load_study
 from subnetworks.study import controls as registry
 from subnetworks.study.controls import Control, ControlInputs, register
@@ -45,7 +45,7 @@ def _params(root, controls: list[str]):
     path = write_smoke_params(root)
     data = yaml.safe_load(path.read_text())
     data["languages"] = ["en", "ur"]
-    data["tasks"] = {"ner": data["tasks"]["ner"]}
+    keep_tasks(data, ["ner"])
     data["seeds"] = [57]  # one seed: the overlap stage compares the masks of every seed
     data["prune"]["controls"] = controls
     path.write_text(yaml.safe_dump(data))

@@ -25,6 +25,7 @@ def _ner_study(root, **prune) -> Workspace:
     data = yaml.safe_load(path.read_text())
     data["languages"] = ["en", "ur"]
     data["tasks"] = {"ner": {**data["tasks"]["ner"], "transfer_train": data["tasks"]["ner"]["imp_train"]}}
+    data["similarity"] = {"corpus": "ner", "max_sentences": 16, "shuffles": 5}  # same-length test splits
     data["seeds"] = [57]  # one seed: the overlap stage compares the masks of every seed
     data["prune"].update(prune)
     path.write_text(yaml.safe_dump(data))
@@ -155,6 +156,38 @@ def test_overlap_tables(ws):
     departures = pd.read_csv(run.file("departures.csv"), dtype={"group": str})
     assert set(departures.by) == {"all", "layer", "module"}
     assert (departures.jaccard_p <= 1).all() and (departures.excess <= 1).all()
+
+
+def test_representation_similarity_compares_every_model_on_parallel_rows(ws):
+    run = run_overlap(ws, "ner")
+    sim = pd.read_csv(run.file("similarity.csv"))
+    layers = {0, 1}  # the tiny BERT's two layers, not the embeddings
+    per_model = sim.groupby(["masks", "sparsity"]).size().to_dict()
+    assert per_model[("dense", 0.0)] == 1 * len(layers)  # one pair of languages
+    for sparsity in (0.5, 0.8):
+        for masks in ("imp", "random", "global_random", "pretrained"):
+            assert per_model[(masks, sparsity)] == len(layers)  # one seed: en-ur at that seed
+    assert set(sim.layer) == layers and set(sim.pair) == {"same_seed"} and (sim.sentences == 16).all()
+    assert sim.cka.between(0, 1).all() and (sim.null_mean <= sim.null_q95).all()
+    assert float(run.read_json("timing.json")["similarity"]) > 0
+
+
+def test_representation_similarity_needs_parallel_rows(ws, monkeypatch):
+    import datasets
+
+    from subnetworks.study.stages.similarity import parallel_sentences
+
+    real = datasets.load_from_disk
+
+    def ur_one_row_short(path):
+        splits = real(path)
+        if "/ur/" not in path:
+            return splits
+        return datasets.DatasetDict(train=splits["train"], test=splits["test"].select(range(len(splits["test"]) - 1)))
+
+    monkeypatch.setattr(datasets, "load_from_disk", ur_one_row_short)
+    with pytest.raises(ValueError, match="not translations of each other"):
+        parallel_sentences(ws, ("en", "ur"))
 
 
 def test_controls_are_scored_in_their_own_language_at_the_transfer_levels(ws):

@@ -53,7 +53,7 @@ from safetensors.numpy import load_file
 
 from subnetworks.core.maskio import load_mask
 from subnetworks.core.masks import MaskError
-from subnetworks.demo.smoke import write_smoke_params
+from subnetworks.demo.smoke import keep_tasks, write_smoke_params
 from subnetworks.run.stage_runs import stage_runs
 from subnetworks.spec import PruneConfig, load_study
 from subnetworks.study.layout import IMP, Layout, mask_file
@@ -79,7 +79,7 @@ def study_params(root: Path, languages: list[str] | None = None, tasks: list[str
                 if task.get("languages"):
                     task["languages"] = [lang for lang in task["languages"] if lang in languages]
         if tasks:
-            data["tasks"] = {name: t for name, t in data["tasks"].items() if name in tasks}
+            keep_tasks(data, tasks)
         path.write_text(yaml.safe_dump(data))
     return path
 

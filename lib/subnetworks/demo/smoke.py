@@ -7,6 +7,7 @@ vocabulary, so sub-networks, transfer and overlap all have something to find.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import datasets
@@ -177,6 +178,15 @@ def write_smoke_params(root: Path, source: Path | None = None) -> Path:
     path = root / "smoke.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+def keep_tasks(data: dict, tasks: Iterable[str]) -> dict:
+    """Params (as read from YAML) cut down to ``tasks``, in place; representation similarity stays only where its
+    corpus task stays (a similarity corpus must be a task of the study)."""
+    data["tasks"] = {name: t for name, t in data["tasks"].items() if name in set(tasks)}
+    if data.get("similarity", {}).get("corpus") not in data["tasks"]:
+        data.pop("similarity", None)
+    return data
 
 
 def make_smoke_assets(root: Path, languages: list[str]) -> dict[str, Path]:

@@ -32,6 +32,7 @@ from .sections import (
     scores_section,
     transfer_section,
 )
+from .similarity import similarity_section
 from .summary import summary_section
 from .text import pct
 from .verdict_sections import intervals_section, verdict_section
@@ -57,6 +58,7 @@ __all__ = [  # what the report notebook and the run layer use; tables and figure
     "overlap_section",
     "overlap_tables",
     "overlap_transfer_section",
+    "similarity_section",
     "pct",
     "relative_change_section",
     "scores_section",

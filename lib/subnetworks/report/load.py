@@ -65,8 +65,10 @@ COLUMNS = {  # the frames' columns when no run has finished
     ],
     "departures": [*_BAND, "a", "b", "seed_a", "seed_b", "pair", "jaccard", *_DEPARTURES, "excess", "excess_band"],
     "departure_counts": [*_BAND, "mask", "seed", "gained", "lost", "departures_in_band", "size", "p_kept", "band_size"],
+    "similarity": ["task", "masks", "sparsity", "a", "b", "seed_a", "seed_b", "pair", "layer", "cka", "null_mean"]
+    + ["null_q95", "sentences"],
 }
-OVERLAP_FILES = ("pairwise", "shared", "controls", "departures", "departure_counts")
+OVERLAP_FILES = ("pairwise", "shared", "controls", "departures", "departure_counts", "similarity")
 TEXT_COLUMNS = {  # layer "0" stays "0"; a language stays a string
     name: str for name in ("group", "a", "b", "lang", "control", "masks", "mask")
 }
@@ -87,6 +89,7 @@ class Results:
     controls: pd.DataFrame  # one row per (task, seed, sparsity, lang, control), as the overlap stage wrote it
     departures: pd.DataFrame  # pairs of languages' departures from P, their nulls and the excess overlap
     departure_counts: pd.DataFrame  # per language: weights gained and lost against P, and in the band
+    similarity: pd.DataFrame  # per-layer CKA of pairs of languages' representations (empty when not computed)
     stage_seconds: pd.DataFrame  # stage, run, seconds (each run's timing.json), commit (the code that ran it)
     missing: list[str]  # grid labels of the unfinished runs
     env: dict[str, Any]  # env.json of one run: the machine
@@ -202,7 +205,10 @@ def cross_language(departures: pd.DataFrame) -> pd.DataFrame:
 
 def _csv_rows(path: Path) -> list[dict]:
     """A table of the overlap stage (its sparsities read back as the very floats of the schedule it wrote); a study
-    without controls writes an empty controls.csv, one without the pre-trained-magnitude control empty departures."""
+    without controls writes an empty controls.csv, one without the pre-trained-magnitude control empty departures;
+    overlap runs from before representation similarity have no similarity.csv."""
+    if not path.exists():
+        return []
     try:
         return pd.read_csv(path, dtype=TEXT_COLUMNS).to_dict("records")
     except pd.errors.EmptyDataError:

@@ -29,6 +29,7 @@ from .overlap_sections import (
 )
 from .paper import PAPER
 from .provenance import what_was_run_section
+from .similarity import similarity_section
 from .summary import summary_section
 from .tables import (
     by_task,
@@ -229,6 +230,7 @@ SECTIONS = (
     departures_section,
     overlap_section,
     overlap_groups_section,
+    similarity_section,
     overlap_transfer_section,
     controls_section,
     intervals_section,

@@ -16,6 +16,7 @@ from .schema import (
     ModelConfig,
     PruneConfig,
     RuntimeConfig,
+    SimilarityConfig,
     SlurmConfig,
     StudyConfig,
     TaskConfig,
@@ -25,6 +26,7 @@ from .schema import (
 
 __all__ = [
     "BudgetConfig",
+    "SimilarityConfig",
     "BudgetPoint",
     "ConfigError",
     "FamilyConfig",

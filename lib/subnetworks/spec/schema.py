@@ -107,6 +107,18 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class SimilarityConfig:
+    """Representation similarity (linear CKA) of the masked pre-trained encoders on parallel sentences, computed by
+    each task's overlap stage beside the masks' overlap."""
+
+    corpus: str = (
+        ""  # the task whose test split gives the parallel sentences (rows aligned across languages); empty: off
+    )
+    max_sentences: int = ranged(256, low=8)  # the first N aligned test sentences (CKA's cost grows with N squared)
+    shuffles: int = ranged(20, low=1)  # non-parallel pairings (sentences permuted) drawn for the null
+
+
+@dataclass(frozen=True)
 class BudgetPoint:
     """One training budget of the budget curve, as multipliers of every task's IMP training."""
 
@@ -194,6 +206,7 @@ class StudyConfig:
     description: str = ""
     prune: PruneConfig = PruneConfig()
     transfer: TransferConfig = TransferConfig()
+    similarity: SimilarityConfig = SimilarityConfig()
     budget: BudgetConfig = BudgetConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 

@@ -49,6 +49,11 @@ def validate_study(study: StudyConfig) -> StudyConfig:
         study.task(study.model.mlm_head_task)  # the head an MLM task needs is fitted on a task's text
     for name in study.budget.tasks:
         study.task(name)
+    if study.similarity.corpus and study.similarity.corpus not in study.tasks:
+        raise ConfigError(
+            f"similarity.corpus {study.similarity.corpus!r} is not a task of this study: name one of "
+            f"{sorted(study.tasks)} (its test split gives the parallel sentences), or leave it empty"
+        )
     validate_schedule(study.prune.schedule)
     _unique(study.prune.controls, "prune.controls")
     for s in study.transfer.sparsities:

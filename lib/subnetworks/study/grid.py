@@ -89,7 +89,9 @@ class Grid:
                             needs,
                         )
             prunes = tuple(prune_label(task, lang, seed) for lang in langs for seed in study.seeds)
-            yield Run("overlap", task, layout.overlap_dir(task), _label("overlap", task), after=prunes)
+            corpus = study.similarity.corpus
+            texts = tuple(_label("data", corpus, lang) for lang in layout.corpus_languages(task)) if corpus else ()
+            yield Run("overlap", task, layout.overlap_dir(task), _label("overlap", task), after=prunes + texts)
 
 
 def prune_label(task: str, lang: str, seed: int) -> str:

@@ -49,6 +49,15 @@ def level_name(level: int) -> str:
     return f"level_{level:02d}"
 
 
+def pair_kind(lang_a: str, seed_a: int, lang_b: str, seed_b: int) -> str:
+    """Which comparison a pair of one task's masks makes: ``same_language`` (another seed: the noise floor),
+    ``same_seed`` (another language trained from the same head and batch order) or ``other_seed`` (another
+    language and another seed: free of the shared-seed confound)."""
+    if lang_a == lang_b:
+        return "same_language"
+    return "same_seed" if seed_a == seed_b else "other_seed"
+
+
 class Layout:
     """Keys and directories of every run of one study, under one artefacts directory."""
 
@@ -116,7 +125,19 @@ class Layout:
     def overlap_key(self, task: str) -> str:
         upstream = {f"prune/{lang}": self.prune_key(task, lang) for lang in self.study.task_languages(task)}
         fields = {"task": task, "sparsities": self.study.transfer.sparsities, "seeds": self.study.seeds}
+        similarity = self.study.similarity
+        if similarity.corpus:  # left out when off, so that overlap runs without it keep their keys
+            fields["similarity"] = similarity
+            upstream.update(
+                {f"corpus/{lang}": self.data_key(similarity.corpus, lang) for lang in self.corpus_languages(task)}
+            )
         return run_key("overlap", STAGE_VERSIONS["overlap"], fields, upstream)
+
+    def corpus_languages(self, task: str) -> tuple[str, ...]:
+        """The languages whose representations are compared for ``task``: those it shares with the similarity
+        corpus task."""
+        corpus = self.study.task_languages(self.study.similarity.corpus)
+        return tuple(lang for lang in self.study.task_languages(task) if lang in corpus)
 
     # --- directories -----------------------------------------------------------------------------------------
     def data_dir(self, task: str, lang: str) -> RunDir:

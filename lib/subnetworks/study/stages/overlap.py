@@ -8,7 +8,9 @@ Writes, each overall, per layer and per module type (from the encoder family the
 * ``departures.csv``: pairs of (language, seed) masks — their kind in ``pair`` (same language at another seed,
   another language at the same seed, another language at another seed) — with their departures from the
   pre-trained-magnitude mask P (gained, lost), their nulls, and the masks' excess overlap over what P and the
-  departure counts predict; ``departure_counts.csv`` per (language, seed).
+  departure counts predict; ``departure_counts.csv`` per (language, seed);
+* ``similarity.csv`` where ``similarity.corpus`` names a task: per-layer CKA of the languages' representations of
+  parallel sentences under the dense model, the IMP masks and the controls (:mod:`.similarity`).
 
 The band of the departures' second null holds the weights whose pre-trained magnitude lies within δ of P's
 threshold, δ being the largest 99.9th percentile of |θ_T − θ0| among the languages' trainings that chose the masks
@@ -32,13 +34,14 @@ from ...core.masks import Mask
 from ...core.overlap import PackedMasks, pairwise, shared_by_all
 from ...nn.families import FAMILIES, EncoderFamily, resolve_family
 from ..environment import environment
-from ..layout import IMP
+from ..layout import IMP, pair_kind
 from ..store import RunDir
 from ..workspace import Workspace
 from .finetune import pretrained_for
+from .similarity import similarity_rows
 
 PRETRAINED = "pretrained"
-TABLES = ("pairwise", "shared", "controls", "departures", "departure_counts")
+TABLES = ("pairwise", "shared", "controls", "departures", "departure_counts", "similarity")
 
 
 def run_overlap(ws: Workspace, task: str) -> RunDir:
@@ -52,6 +55,7 @@ def run_overlap(ws: Workspace, task: str) -> RunDir:
         for seed in ws.study.seeds:
             layout.prune_dir(task, lang, seed).require_done(f"IMP for {task}/{lang} (seed {seed})")
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
+    seconds: dict[str, float] = {}  # of the parts timed on their own
     for seed in ws.study.seeds:
         for level in ws.study.transfer_levels:
             tag = {"task": task, "seed": seed, "sparsity": ws.study.sparsity_of(level)}
@@ -66,9 +70,13 @@ def run_overlap(ws: Workspace, task: str) -> RunDir:
         for level in ws.study.transfer_levels:
             groupings = _groupings(ws, layout.mask_path(task, langs[0], ws.study.seeds[0], level))
             _departures(ws, task, level, theta0, groupings, tables)
+    if ws.study.similarity.corpus:
+        similarity_start = time.perf_counter()
+        tables["similarity"] = similarity_rows(ws, task)
+        seconds["similarity"] = time.perf_counter() - similarity_start
     _write_tables(run, tables)
     run.write_json("env.json", environment(str(ws.device)))
-    run.write_json("timing.json", {"seconds": time.perf_counter() - start})
+    run.write_json("timing.json", {"seconds": time.perf_counter() - start, **seconds})
     run.mark_done()
     return run
 
@@ -110,15 +118,6 @@ def _departures(ws: Workspace, task: str, level: int, theta0: dict, groupings: d
         for row in departure_counts(d, key):
             lang, seed = _unlabel(row["mask"])
             tables["departure_counts"].append({**tag, "by": by, **row, "mask": lang, "seed": seed})
-
-
-def pair_kind(lang_a: str, seed_a: int, lang_b: str, seed_b: int) -> str:
-    """Which comparison a pair of one task's masks makes: ``same_language`` (another seed: the noise floor),
-    ``same_seed`` (another language trained from the same head and batch order) or ``other_seed`` (another
-    language and another seed: free of the shared-seed confound)."""
-    if lang_a == lang_b:
-        return "same_language"
-    return "same_seed" if seed_a == seed_b else "other_seed"
 
 
 def _label(lang: str, seed: int) -> str:
