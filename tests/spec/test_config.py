@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from subnetworks.nn.families import resolve_family
 from subnetworks.spec import (
     ConfigError,
     StudyConfig,
@@ -22,9 +23,22 @@ SMOKE_TEXT = (repo_root() / SMOKE).read_text(encoding="utf-8")
 
 
 def test_every_params_file_loads():
-    for name in ("smoke", "paper", "demo", "offline-full"):
+    for name in ("smoke", "paper", "demo", "offline-full", "xlmr", "mmbert"):
         study = load_study(f"params/{name}.yaml")
         assert isinstance(study, StudyConfig) and study.tasks and study.languages
+
+
+@pytest.mark.parametrize("name, family", [("xlmr", "xlm-roberta"), ("mmbert", "modernbert")])
+def test_other_encoders_are_the_paper_study_on_another_checkpoint(name, family):
+    paper, other = load_study("params/paper.yaml"), load_study(f"params/{name}.yaml")
+    assert resolve_family(other.model, "").name == family  # known offline, before the checkpoint is read
+    assert other.model.name != paper.model.name and other.runtime.artifacts != paper.runtime.artifacts
+    assert (other.tasks, other.prune, other.transfer, other.seeds) == (
+        paper.tasks,
+        paper.prune,
+        paper.transfer,
+        paper.seeds,
+    )
 
 
 def test_a_params_file_can_extend_another():

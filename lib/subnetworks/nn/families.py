@@ -5,6 +5,19 @@ which matrix holds the word embeddings. Chosen from the checkpoint's ``model_typ
 Names are base-encoder names (``encoder.layer.0.attention.self.query.weight``: no ``bert.``/``roberta.`` prefix),
 the names masks are keyed by. A new family is one more :class:`EncoderFamily` in :data:`FAMILIES` and a test on a
 tiny model of it built from a config in code.
+
+Module maps (module type: parameter, ``N`` the layer, each ``….weight``; word embeddings in brackets):
+
+- bert, xlm-roberta [embeddings.word_embeddings]: query/key/value: encoder.layer.N.attention.self.{query,key,value};
+  attention_output: …attention.output.dense; intermediate: …intermediate.dense; output: …output.dense;
+  pooler: pooler.dense (where the base model has one)
+- distilbert [embeddings.word_embeddings]: query/key/value/attention_output:
+  transformer.layer.N.attention.{q,k,v,out}_lin; intermediate: …ffn.lin1; output: …ffn.lin2
+- deberta-v2 [embeddings.word_embeddings]: bert's, with …attention.self.{query,key,value}_proj; no pooler
+- modernbert [embeddings.tok_embeddings]: qkv: layers.N.attn.Wqkv (fused); attention_output: …attn.Wo;
+  intermediate: …mlp.Wi (both GLU halves, fused); output: …mlp.Wo
+- mt5, t5, umt5 [shared]: query/key/value/attention_output: encoder.block.N.layer.0.SelfAttention.{q,k,v,o};
+  intermediate: …layer.1.DenseReluDense.wi_0 (T5 v1.0: wi); intermediate_linear: …wi_1; output: …wo
 """
 
 from __future__ import annotations
@@ -54,30 +67,110 @@ class EncoderFamily:
         return all(self.module_type(n) != "other" for n in names)
 
 
-_BERT_LIKE = dict(
-    prunable=(
-        r"^encoder\.layer\.\d+\.attention\.self\.(query|key|value)\.weight$",
+def _bert_like(projection: str = "", pooler: bool = True) -> dict:
+    """BERT's layout, shared by the families that kept it: ``projection`` follows query/key/value in their names
+    (``_proj`` in DeBERTa-v2); the pooler is pruned where the base model has one (BERT's sequence classifier)."""
+    prunable = (
+        rf"^encoder\.layer\.\d+\.attention\.self\.(query|key|value){projection}\.weight$",
         r"^encoder\.layer\.\d+\.attention\.output\.dense\.weight$",
         r"^encoder\.layer\.\d+\.intermediate\.dense\.weight$",
         r"^encoder\.layer\.\d+\.output\.dense\.weight$",
-        r"^pooler\.dense\.weight$",
-    ),
-    layer=r"encoder\.layer\.(\d+)\.",
-    modules=(
-        ("query", r"attention\.self\.query\."),
-        ("key", r"attention\.self\.key\."),
-        ("value", r"attention\.self\.value\."),
+    )
+    modules = (
+        ("query", rf"attention\.self\.query{projection}\."),
+        ("key", rf"attention\.self\.key{projection}\."),
+        ("value", rf"attention\.self\.value{projection}\."),
         ("attention_output", r"attention\.output\.dense\."),
         ("intermediate", r"intermediate\.dense\."),
         ("output", r"(?<!attention\.)output\.dense\."),
-        ("pooler", r"^pooler\."),
+    )
+    if pooler:
+        prunable += (r"^pooler\.dense\.weight$",)
+        modules += (("pooler", r"^pooler\."),)
+    return dict(
+        prunable=prunable,
+        layer=r"encoder\.layer\.(\d+)\.",
+        modules=modules,
+        word_embeddings="embeddings.word_embeddings.weight",
+    )
+
+
+# DistilBERT (distilbert-base-multilingual-cased): BERT's six matrices under other names, no pooler (its sequence
+# classifier's pre_classifier sits outside the base model).
+_DISTILBERT = EncoderFamily(
+    "distilbert",
+    ("distilbert",),
+    prunable=(
+        r"^transformer\.layer\.\d+\.attention\.(q|k|v|out)_lin\.weight$",
+        r"^transformer\.layer\.\d+\.ffn\.lin[12]\.weight$",
+    ),
+    layer=r"^transformer\.layer\.(\d+)\.",
+    modules=(
+        ("query", r"\.attention\.q_lin\."),
+        ("key", r"\.attention\.k_lin\."),
+        ("value", r"\.attention\.v_lin\."),
+        ("attention_output", r"\.attention\.out_lin\."),
+        ("intermediate", r"\.ffn\.lin1\."),
+        ("output", r"\.ffn\.lin2\."),
     ),
     word_embeddings="embeddings.word_embeddings.weight",
 )
 
+# DeBERTa-v2 and -v3 (mDeBERTa-v3): BERT's layout with query/key/value_proj. Not pruned, like BERT's embeddings:
+# the shared relative-position embeddings (encoder.rel_embeddings, encoder.LayerNorm), and pos_key/query_proj where
+# share_att_key is off. No pooler in the base model: the sequence classifier's ContextPooler (pooler.dense) is part
+# of the task head, outside the base encoder, so it is neither in the mask nor pruned.
+_DEBERTA_V2 = EncoderFamily("deberta-v2", ("deberta-v2",), **_bert_like(projection="_proj", pooler=False))
+
+# ModernBERT (mmBERT): attention's query, key and value are one fused matrix (attn.Wqkv, rows q|k|v) and the GLU's
+# two input projections are one (mlp.Wi, rows: the activated half, then the linear half that multiplies it). Each
+# fused matrix is reported as one module type, qkv and intermediate, as it is one tensor of the mask: splitting it by
+# rows would make module types that no tensor holds, and overlap tables group whole tensors.
+_MODERNBERT = EncoderFamily(
+    "modernbert",
+    ("modernbert",),
+    prunable=(r"^layers\.\d+\.attn\.(Wqkv|Wo)\.weight$", r"^layers\.\d+\.mlp\.(Wi|Wo)\.weight$"),
+    layer=r"^layers\.(\d+)\.",
+    modules=(
+        ("qkv", r"\.attn\.Wqkv\."),
+        ("attention_output", r"\.attn\.Wo\."),
+        ("intermediate", r"\.mlp\.Wi\."),  # both GLU halves
+        ("output", r"\.mlp\.Wo\."),
+    ),
+    word_embeddings="embeddings.tok_embeddings.weight",
+)
+
+# The encoder of T5-style models: mT5, T5 and umT5 (the same names; umT5 has relative_attention_bias in every
+# block, T5 v1.0 an ungated wi). mT5's feed-forward is gated GELU: wo(gelu(wi_0 x) * wi_1 x). wi_0 (wi in T5 v1.0),
+# the activated projection as BERT's intermediate, is reported as intermediate, wi_1 as intermediate_linear.
+# Not pruned: relative_attention_bias (position buckets, as embeddings) and the decoder, which the study never runs.
+_MT5 = EncoderFamily(
+    "mt5",
+    ("mt5", "t5", "umt5"),
+    prunable=(
+        r"^encoder\.block\.\d+\.layer\.0\.SelfAttention\.[qkvo]\.weight$",
+        r"^encoder\.block\.\d+\.layer\.1\.DenseReluDense\.(wi|wi_0|wi_1|wo)\.weight$",
+    ),
+    layer=r"^encoder\.block\.(\d+)\.",
+    modules=(
+        ("query", r"\.SelfAttention\.q\."),
+        ("key", r"\.SelfAttention\.k\."),
+        ("value", r"\.SelfAttention\.v\."),
+        ("attention_output", r"\.SelfAttention\.o\."),
+        ("intermediate", r"\.DenseReluDense\.wi(_0)?\."),
+        ("intermediate_linear", r"\.DenseReluDense\.wi_1\."),
+        ("output", r"\.DenseReluDense\.wo\."),
+    ),
+    word_embeddings="shared.weight",  # encoder.embed_tokens is tied to it: one tensor, listed under this name
+)
+
 FAMILIES: dict[str, EncoderFamily] = {
-    "bert": EncoderFamily("bert", ("bert",), **_BERT_LIKE),  # mBERT, multilingual-e5 / MiniLM
-    "xlm-roberta": EncoderFamily("xlm-roberta", ("xlm-roberta", "roberta"), **_BERT_LIKE),
+    "bert": EncoderFamily("bert", ("bert",), **_bert_like()),  # mBERT, multilingual-e5 / MiniLM
+    "xlm-roberta": EncoderFamily("xlm-roberta", ("xlm-roberta", "roberta"), **_bert_like()),
+    "distilbert": _DISTILBERT,
+    "deberta-v2": _DEBERTA_V2,
+    "modernbert": _MODERNBERT,
+    "mt5": _MT5,
 }
 
 DESCRIBE_A_FAMILY = (

@@ -1,7 +1,8 @@
 """Load a pre-trained encoder with the head a task needs, and name its parameters as the base encoder does.
 
 Every model of one encoder (MLM, sequence or token classification) exposes the same base-encoder parameter names
-through :func:`encoder_parameters`, which is what masks are keyed by.
+through :func:`encoder_parameters`, which is what masks are keyed by. T5-style encoders (mT5) have no MLM model,
+and a sequence classifier of ours that runs the encoder alone (:class:`MT5EncoderForSequenceClassification`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
+    MT5ForTokenClassification,
+    T5ForTokenClassification,
+    UMT5ForTokenClassification,
 )
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 
 AUTO_CLASSES = {
@@ -28,6 +34,52 @@ AUTO_CLASSES = {
 
 class ModelUnavailable(RuntimeError):
     """A model could not be loaded (most often: a hub model asked for on a machine with no internet)."""
+
+
+class _MeanPooledClassifier:
+    """A sequence classifier on the encoder alone, made from transformers' encoder-only token classifier of a
+    T5-style model: the same parameters (``transformer``, the encoder; ``dropout``; ``classifier``), so the sequence
+    and token classifiers share base-encoder names and one mask fits both; the classifier reads the mean of the
+    tokens' final states over the attention mask (T5 has no [CLS] token). transformers' own sequence classifier of
+    these models runs the decoder too (an encoder-decoder model), which the study does not prune."""
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        hidden = self.transformer(
+            input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+        ).last_hidden_state
+        weights = (torch.ones(hidden.shape[:2]) if attention_mask is None else attention_mask).to(hidden)
+        pooled = (hidden * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class MT5EncoderForSequenceClassification(_MeanPooledClassifier, MT5ForTokenClassification):
+    """mT5's encoder, mean-pooled, and a linear classifier."""
+
+
+class T5EncoderForSequenceClassification(_MeanPooledClassifier, T5ForTokenClassification):
+    """T5's encoder, mean-pooled, and a linear classifier."""
+
+
+class UMT5EncoderForSequenceClassification(_MeanPooledClassifier, UMT5ForTokenClassification):
+    """umT5's encoder, mean-pooled, and a linear classifier."""
+
+
+# Where the auto class's choice for a checkpoint's model_type does not fit the study: by (model_type, task kind)
+TASK_MODELS = {
+    ("mt5", "seqcls"): MT5EncoderForSequenceClassification,
+    ("t5", "seqcls"): T5EncoderForSequenceClassification,
+    ("umt5", "seqcls"): UMT5EncoderForSequenceClassification,
+}
+SPAN_CORRUPTION = ("mt5", "t5", "umt5")  # pre-trained by span corruption (seq2seq): no masked-LM head to fine-tune
 
 
 def encoder_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -45,10 +97,22 @@ def model_type(model: nn.Module) -> str:
     return str(getattr(model.config, "model_type", ""))
 
 
-def _auto_class(kind: str):
+def _check_kind(kind: str) -> None:
     if kind not in AUTO_CLASSES:
         raise ValueError(f"unknown task kind {kind!r}: use one of {sorted(AUTO_CLASSES)}")
-    return AUTO_CLASSES[kind]
+
+
+def task_model_class(model_type: str, kind: str):
+    """The class that loads a checkpoint of ``model_type`` for a task kind: the auto class's, unless
+    :data:`TASK_MODELS` replaces it; a clear error where the encoder cannot do the task."""
+    _check_kind(kind)
+    if kind == "mlm" and model_type in SPAN_CORRUPTION:
+        raise ValueError(
+            f"{model_type} checkpoints have no masked-LM model: {model_type} is pre-trained by span corruption "
+            "(an encoder-decoder objective), not masked LM. Its encoder runs seqcls and tokcls tasks; an mlm task "
+            "needs an encoder pre-trained by masked LM (bert, xlm-roberta, distilbert, deberta-v2, modernbert)"
+        )
+    return TASK_MODELS.get((model_type, kind), AUTO_CLASSES[kind])
 
 
 def _offline_hint(name: str) -> str:
@@ -68,17 +132,22 @@ def load_model(
     revision: str | None = None,
     head_seed: int = 0,
 ) -> nn.Module:
-    """Pre-trained weights θ0 plus a task head initialised from ``head_seed`` (so a rewound head is reproducible)."""
-    auto = _auto_class(kind)
+    """Pre-trained weights θ0 plus a task head initialised from ``head_seed`` (so a rewound head is reproducible).
+
+    The checkpoint's config is read first: its ``model_type`` picks the class (:func:`task_model_class`)."""
+    _check_kind(kind)
     hf_logging.set_verbosity_error()  # the load report lists the new head as "missing": expected, not news
     kwargs: dict = {"revision": revision} if revision else {}
+    labels: dict = {}
     if kind != "mlm":
         if not num_labels:
             raise ValueError(f"a {kind} model needs num_labels")
-        kwargs["num_labels"] = num_labels
-    torch.manual_seed(head_seed)
+        labels["num_labels"] = num_labels
     try:
-        model, info = auto.from_pretrained(name, output_loading_info=True, **kwargs)
+        config = AutoConfig.from_pretrained(name, **kwargs, **labels)
+        task_class = task_model_class(config.model_type, kind)
+        torch.manual_seed(head_seed)
+        model, info = task_class.from_pretrained(name, config=config, output_loading_info=True, **kwargs)
     except SafetensorError as err:
         raise ModelUnavailable(
             f"{name}: its weights could not be read ({err}): the model folder is damaged; delete it and make it again"
