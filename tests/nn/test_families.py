@@ -302,6 +302,8 @@ CASES = [
     ),
 ]
 CASE = {case.name: case for case in CASES}
+
+
 def _case_kinds():
     for case in CASES:
         for kind in case.kinds:

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import datasets
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..nn.collate import make_collator
 from ..nn.data import encode, select_splits
 from ..nn.evaluate import evaluate
 from ..nn.models import load_model, load_tokenizer
+from ..nn.progress import progress_bar
 from ..nn.train import batches_by_length, mlm_head, warmup_then_decay
 from ..spec import TrainConfig
 from ..study.environment import environment
@@ -104,7 +104,7 @@ def masked_features(
     model.to(device).eval()
     hidden_states, targets = [], []
     batches = batches_by_length(examples, batch_size)
-    for draw in tqdm(range(draws), desc="MLM head: encode", disable=not progress, leave=False):
+    for draw in progress_bar(range(draws), desc="MLM head: encode", disable=not progress):
         masked = collator.premasked(examples, draw)
         for indices in batches:
             batch = {k: v.to(device) for k, v in collator([masked[i] for i in indices]).items()}
@@ -151,7 +151,7 @@ def fit_mlm_head(
     features = features.to(device)
     draw = torch.Generator().manual_seed(seed)
     loss = torch.tensor(float("nan"))
-    for _ in tqdm(range(cfg.max_steps), desc="MLM head: fit", disable=not progress, leave=False):
+    for _ in progress_bar(range(cfg.max_steps), desc="MLM head: fit", disable=not progress):
         rows = torch.randint(len(labels), (cfg.batch_size,), generator=draw).to(device)
         loss = nn.functional.cross_entropy(head(features[rows]), labels[rows])
         loss.backward()

@@ -16,9 +16,9 @@ from seqeval.metrics import accuracy_score, f1_score
 from seqeval.metrics.sequence_labeling import get_entities
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from .collate import Collator
+from .progress import progress_bar
 from .train import autocast, batches_by_length, forward_loss
 
 EVAL_MASK_SEED = 0  # MLM's test masks: the same masked tokens for every model scored on a language (paired scores)
@@ -54,7 +54,7 @@ def evaluate(
     for draw in range(mask_draws if kind == "mlm" else 1):
         examples = collator.premasked(test_set, EVAL_MASK_SEED + draw) if kind == "mlm" else test_set
         loader = DataLoader(examples, batch_sampler=batches, collate_fn=collator)
-        for ids, batch in zip(batches, tqdm(loader, desc="evaluate", disable=not progress, leave=False)):
+        for ids, batch in zip(batches, progress_bar(loader, desc="evaluate", disable=not progress)):
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast(device):
                 loss, logits = forward_loss(model, kind, batch)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
-from tqdm.auto import tqdm
 
 from ..core.masks import Mask
 from ..core.prune import apply_mask, mask_multipliers
@@ -23,6 +22,7 @@ from ..core.schedule import lr_factor, total_steps
 from ..spec import TrainConfig
 from .collate import Collator
 from .models import encoder_parameters
+from .progress import progress_bar
 
 
 @dataclass
@@ -38,22 +38,30 @@ def autocast(device: torch.device):
     return nullcontext()
 
 
+MLM_HEADS = ("cls", "lm_head")  # the one-module MLM heads (BERT, XLM-R, DeBERTa-v2 legacy) that run apart
+
+
 def mlm_head(model: nn.Module) -> nn.Module:
-    for attr in ("cls", "lm_head"):
+    for attr in MLM_HEADS:
         if hasattr(model, attr):
             return getattr(model, attr)
-    raise TypeError(f"{type(model).__name__} has no MLM head (cls / lm_head)")
+    raise TypeError(f"{type(model).__name__} has no MLM head ({' / '.join(MLM_HEADS)})")
 
 
 def forward_loss(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, logits). For MLM the vocabulary projection runs only at masked positions: it dominates the cost."""
+    """(loss, logits); for MLM the logits of the masked positions only. Where the MLM head is one module, the
+    vocabulary projection runs only at masked positions (it dominates the cost); heads spread over several modules
+    (DistilBERT's, ModernBERT's) run through the whole model."""
     if kind != "mlm":
         out = model(**batch)
         return out.loss, out.logits
     labels = batch["labels"]
+    where = labels != -100
+    if not any(hasattr(model, attr) for attr in MLM_HEADS):
+        out = model(**batch)
+        return out.loss, out.logits[where]
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     hidden = model.base_model(**inputs).last_hidden_state
-    where = labels != -100
     logits = mlm_head(model)(hidden[where])
     return nn.functional.cross_entropy(logits.float(), labels[where]), logits
 
@@ -180,7 +188,7 @@ def finetune(
             train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=loader_rng
         )
     start, done, loss_value = time.perf_counter(), 0, float("nan")
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(total=steps, desc=desc, disable=not progress)
     while done < steps:
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}

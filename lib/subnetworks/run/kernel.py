@@ -12,6 +12,7 @@ import papermill
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.util import run_sync
 
+from ..nn.progress import PROGRESS_FILE
 from ..spec import repo_root
 
 KERNEL_NAME = "python3"
@@ -51,12 +52,23 @@ class SharedKernel:
         if self._sockets is not None:
             self._sockets.cleanup()
 
-    def execute(self, source: Path, output: Path | None, parameters: dict[str, Any]) -> None:
-        """Reset the kernel's namespace, then run ``source`` with ``parameters`` into ``output``."""
-        reset = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%reset -f")])
+    def execute(
+        self, source: Path, output: Path | None, parameters: dict[str, Any], progress: Path | None = None
+    ) -> None:
+        """Reset the kernel's namespace, then run ``source`` with ``parameters`` into ``output``; its progress bars
+        draw into the file ``progress`` where one is given, else into the notebook (:mod:`..nn.progress`)."""
+        reset = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_reset_source(progress))])
         reset.metadata["kernelspec"] = {"name": KERNEL_NAME, "language": "python", "display_name": "Python 3"}
         common = {"kernel_name": KERNEL_NAME, "km": self.km, "kc": self.kc, "progress_bar": False}
         papermill.execute_notebook(reset, None, **common)
         papermill.execute_notebook(
             str(source), str(output) if output else None, parameters=parameters, cwd=str(repo_root()), **common
         )
+
+
+def _reset_source(progress: Path | None) -> str:
+    """The cell run before each notebook: point the kernel's progress bars at this run's file (or at none, so none
+    is left from the run before), then empty the namespace, ``os`` included."""
+    key = repr(PROGRESS_FILE)
+    where = f"os.environ[{key}] = {str(progress)!r}" if progress else f"os.environ.pop({key}, None)"
+    return f"import os\n{where}\n%reset -f"

@@ -4,6 +4,7 @@ with the times it measured kept beside the artefacts."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -15,6 +16,7 @@ from ..spec import StudyConfig
 from ..study.layout import Layout
 from ..study.store import exclusive, write_json
 from .kernel import SharedKernel
+from .live import LiveProgress
 from .progress import RunClock
 from .publish import publish_results, render_report
 from .scheduler import execute_all
@@ -85,14 +87,19 @@ def execute_runs(
     runs: list[StageRun], todo: list[StageRun], threads: int, echo, kernel: SharedKernel | None, workers: int
 ) -> list[dict[str, Any]]:
     """Run ``todo`` (of ``runs``), saying for each start how long the study has run and how long it should still take
-    (from the finished runs' measured times: :mod:`.progress`)."""
+    (from the finished runs' measured times: :mod:`.progress`), and on a terminal what the runs going now do
+    (:mod:`.live`)."""
     known = {r.label: r.stage_seconds for r in runs if r.finished and r.stage_seconds is not None}
     clock = RunClock([r.label for r in todo], workers, known)
     timings = []
     finished = [r.label for r in runs if r.finished]
-    for run, wall in execute_all(todo, finished, workers if todo else 1, threads, echo, kernel, clock.line):
-        clock.finished(run.label, wall)
-        timings.append({"label": run.label, "wall_seconds": wall, "stage_seconds": run.stage_seconds or 0.0})
+    # live lines on stderr below echoed lines on stdout: only where both are the terminal (not under ``| tee``)
+    with LiveProgress(sys.stderr if sys.stdout.isatty() else None, echo) as live:
+        for run, wall in execute_all(
+            todo, finished, workers if todo else 1, threads, live.echo, kernel, clock.line, live
+        ):
+            clock.finished(run.label, wall)
+            timings.append({"label": run.label, "wall_seconds": wall, "stage_seconds": run.stage_seconds or 0.0})
     return timings
 
 

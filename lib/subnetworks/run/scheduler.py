@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 from .kernel import SharedKernel
+from .live import OFF, LiveProgress
 from .stage_runs import StageFailed, StageRun, execute
 
 
@@ -20,20 +21,21 @@ def execute_all(
     echo=print,
     kernel: SharedKernel | None = None,
     describe: Callable[[int, int, str], str] = lambda i, n, label: f"[{i}/{n}] {label}",
+    live: LiveProgress = OFF,
 ) -> Iterator[tuple[StageRun, float]]:
     """Run ``todo``, each run once the runs it needs are finished; yields (run, wall seconds) as they finish.
 
     One worker runs the plan's order in ``kernel``. Several workers are threads that each own a kernel (with
     ``threads`` torch threads) for their whole life; they take the next ready run when free. A failed run stops new
     starts; runs already going finish (they are independent), then the first failure is raised. ``describe`` words the
-    line echoed when a run starts (its number, how many, its label)."""
+    line echoed when a run starts (its number, how many, its label); ``live`` shows what the runs going now do."""
     if workers == 1:
         for i, run in enumerate(todo, 1):
             echo(describe(i, len(todo), run.label))
-            yield run, execute(run, kernel)
+            yield run, _execute(run, kernel, live)
         return
     done, pending, outbox = set(finished), list(todo), queue.Queue()
-    pool = [_Worker(threads, outbox) for _ in range(workers)]
+    pool = [_Worker(threads, outbox, live) for _ in range(workers)]
     idle, busy, failure, started, running = [], 0, None, 0, Counter()
     for worker in pool:
         worker.start()
@@ -74,6 +76,11 @@ def execute_all(
         raise StageFailed(f"runs wait for runs that are neither planned nor finished: {[r.label for r in pending]}")
 
 
+def _execute(run: StageRun, kernel: SharedKernel, live: LiveProgress) -> float:
+    with live.showing(run.label) as progress:
+        return execute(run, kernel, progress)
+
+
 def _group(run: StageRun) -> tuple[str, str]:
     return run.stage, run.task
 
@@ -89,9 +96,9 @@ def _next(ready: list[StageRun], running: Counter) -> StageRun:
 class _Worker(threading.Thread):
     """A thread with its own kernel: takes runs from its inbox, puts (itself, run, wall seconds or error) out."""
 
-    def __init__(self, threads: int, outbox: queue.Queue):
+    def __init__(self, threads: int, outbox: queue.Queue, live: LiveProgress):
         super().__init__(daemon=True)
-        self.threads, self.outbox, self.inbox = threads, outbox, queue.Queue()
+        self.threads, self.outbox, self.live, self.inbox = threads, outbox, live, queue.Queue()
 
     def run(self) -> None:
         try:
@@ -99,7 +106,7 @@ class _Worker(threading.Thread):
                 self.outbox.put((self, None, None))
                 while (run := self.inbox.get()) is not None:
                     try:
-                        self.outbox.put((self, run, execute(run, kernel)))
+                        self.outbox.put((self, run, _execute(run, kernel, self.live)))
                     except Exception as err:  # noqa: BLE001 - handed to the scheduler, raised there
                         self.outbox.put((self, run, err))
         except Exception as err:  # noqa: BLE001

@@ -110,13 +110,14 @@ def report_run(layout: Layout, params_file: Path, runs: list[StageRun], reports:
     return StageRun(REPORT, params, RunDir(layout.artifacts / REPORT), REPORT, needs)
 
 
-def execute(run: StageRun, kernel: SharedKernel) -> float:
-    """Run one notebook; the executed notebook lands in the run directory only once complete."""
+def execute(run: StageRun, kernel: SharedKernel, progress: Path | None = None) -> float:
+    """Run one notebook (its progress bars drawn into ``progress``, if given); the executed notebook lands in the
+    run directory only once complete."""
     run.run_dir.path.mkdir(parents=True, exist_ok=True)
     tmp = run.run_dir.file(f".{EXECUTED}.tmp.ipynb")
     start = time.perf_counter()
     try:
-        kernel.execute(NOTEBOOKS / f"{run.notebook}.ipynb", tmp, run.params)
+        kernel.execute(NOTEBOOKS / f"{run.notebook}.ipynb", tmp, run.params, progress)
     except papermill.PapermillExecutionError as err:
         failed = run.run_dir.file(FAILED)
         tmp.replace(failed)

@@ -32,6 +32,7 @@ from ...core.masks import Mask
 from ...core.prune import magnitude_prune, select_prunable
 from ...nn.families import EncoderFamily
 from ...nn.models import encoder_parameters, encoder_shapes, model_type
+from ...nn.progress import progress_bar
 from ..controls import ControlInputs
 from ..environment import environment
 from ..layout import IMP, level_name, mask_file
@@ -102,7 +103,7 @@ def run_prune(ws: Workspace, task: str, lang: str, seed: int) -> RunDir:
     start = time.perf_counter()
     imp = _Imp.open(ws, task, lang, seed)
     trained = False  # whether the model holds the trained weights of the previous level
-    for level in ws.study.levels:
+    for level in progress_bar(ws.study.levels, desc="IMP levels", disable=not ws.progress):
         _prune_level(imp, level, trained)
         trained = _train_level(imp, level)
     scored = [c.name for c in ws.controls if c.scored and ws.study.scores_controls(seed)]

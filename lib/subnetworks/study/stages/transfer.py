@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from ...core.maskio import load_mask
+from ...nn.progress import progress_bar
 from ..environment import environment
 from ..layout import EXAMPLES, IMP, level_name
 from ..store import RunDir
@@ -21,7 +22,8 @@ def run_transfer(ws: Workspace, task: str, source: str, level: int, seed: int) -
         return run
     start = time.perf_counter()
     ws.layout.prune_dir(task, source, seed).require_done(f"IMP for {task}/{source} (seed {seed})")
-    rows = [_transfer_target(ws, run, task, source, level, seed, t) for t in ws.study.task_languages(task)]
+    targets = progress_bar(ws.study.task_languages(task), desc="targets", disable=not ws.progress)
+    rows = [_transfer_target(ws, run, task, source, level, seed, t) for t in targets]
     run.write_json("metrics.json", rows)
     run.write_json("env.json", environment(str(ws.device)))
     run.write_json("timing.json", {"seconds": time.perf_counter() - start})
