@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from ..core.stats import over_seeds
 from ..study.layout import IMP
@@ -86,7 +87,7 @@ def plot_similarity(res: Results, task: str) -> Figure | None:
     if table.empty:
         return None
     colors = sparsity_colors(res)
-    fig, axes = figure(len(res.sparsities) + 1, width=3.6, height=3.4)
+    fig, axes = figure(len(res.sparsities) + 1, width=3.6, height=3.6)
     dense = table[table["masks"] == DENSE].sort_values("layer")
     for ax, s in zip(axes, res.sparsities):
         ax.plot(dense["layer"], dense["cka"], "-", color="black", linewidth=2, label="dense")
@@ -94,34 +95,42 @@ def plot_similarity(res: Results, task: str) -> Figure | None:
         for masks, (line, marker) in MODEL_STYLES.items():
             g = at[at["masks"] == masks].sort_values("layer")
             color = colors[s] if masks == IMP else "dimgray"
-            ax.plot(g["layer"], g["cka"], line, marker=marker, markersize=4, color=color, label=_label(masks))
+            label = f"IMP, {sp(s)}" if masks == IMP else _label(masks)
+            ax.plot(g["layer"], g["cka"], line, marker=marker, markersize=4, color=color, label=label)
             if masks == IMP and g["low"].notna().any():
                 ax.fill_between(g["layer"], g["low"], g["high"], color=color, alpha=0.25, linewidth=0)
         ref = at[at["masks"] == CROSS_SEED].sort_values("layer")
-        ax.plot(ref["layer"], ref["cka"], "-", color=colors[s], alpha=0.5, linewidth=3, label=_label(CROSS_SEED))
+        label = f"{_label(CROSS_SEED)}, {sp(s)}"
+        ax.plot(ref["layer"], ref["cka"], "-", color=colors[s], alpha=0.5, linewidth=3, label=label)
         null = at[at["masks"] == IMP].sort_values("layer")
         ax.fill_between(
             null["layer"], 0, null["null_q95"], color="tab:red", alpha=0.12, label="shuffled null (95th pct)"
         )
         ax.set(xlabel="layer", ylabel="CKA across languages", ylim=(0, 1.02), title=f"CKA at {sp(s)}")
-    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(1.1, -0.18), ncol=4)
     _plot_layer_overlap(res, task, axes[-1], colors)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    labelled = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labelled.setdefault(label, handle)
+    labelled["layer-wise null (Jaccard)"] = Line2D([], [], color="gray", linestyle="--")
+    fig.legend(labelled.values(), labelled.keys(), loc="outside lower center", ncol=4, fontsize=7)
     fig.suptitle(f"{task}: how alike the languages' sub-networks represent parallel sentences, layer by layer")
     return fig
 
 
 def _plot_layer_overlap(res: Results, task: str, ax, colors: dict) -> None:
+    """The IMP masks' mean pairwise Jaccard per layer (each sparsity dodged a little and in its own marker, so lines
+    that coincide stay visible) and the layer-wise null."""
     layer = overlap_by_group(res, "layer")
     layer = layer[(layer["task"] == task) & layer["group"].str.isdigit()]
-    for s in res.sparsities:
+    for i, s in enumerate(res.sparsities):
         g = layer[layer["sparsity"] == s]
-        ax.plot(g["group"].astype(int), g["jaccard"], "-o", markersize=4, color=colors[s], label=f"IMP, {sp(s)}")
-        ax.plot(g["group"].astype(int), g["layerwise_null_jaccard"], "--", color=colors[s])
-    handles = ax.get_legend_handles_labels()[0] + [
-        Line2D([], [], color="gray", linestyle="--", label="layer-wise null")
-    ]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
-    ax.set(xlabel="layer", ylabel="mean pairwise Jaccard", ylim=(0, 1.02), title="mask overlap (beside)")
+        x = g["group"].astype(int) + (i - (len(res.sparsities) - 1) / 2) * 0.15
+        ax.plot(x, g["jaccard"], "-" + "os^Dv"[i % 5], markersize=4, color=colors[s], label=f"IMP, {sp(s)}")
+        ax.plot(x, g["layerwise_null_jaccard"], "--", color=colors[s])
+    ax.set(xlabel="layer", ylabel="mean pairwise Jaccard", ylim=(0, 1.02), title="mask overlap, per layer")
 
 
 def similarity_sentence(table: pd.DataFrame, task: str, sparsity: float) -> str:

@@ -62,3 +62,19 @@ def overlap_matrix(run: RunDir, sparsity: float, seed: int, measure: str = "jacc
 def shared_table(run: RunDir) -> pd.DataFrame:
     rows = pd.read_csv(run.file("shared.csv"))
     return rows[rows.by == "all"].drop(columns=["by", "group"]).set_index(["sparsity", "seed", "masks"])
+
+
+def similarity_table(run: RunDir) -> pd.DataFrame | str:
+    """Mean CKA across languages per model and sparsity (a column per layer), beside the shuffled null's mean 95th
+    percentile; a sentence where the study does not compute representation similarity."""
+    path = run.file("similarity.csv")
+    try:
+        rows = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    except pd.errors.EmptyDataError:
+        rows = pd.DataFrame()
+    if rows.empty:
+        return "representation similarity not computed: similarity.corpus is empty in the params"
+    cross = rows[rows["pair"] != "same_language"]
+    table = cross.pivot_table(index=["masks", "sparsity"], columns="layer", values="cka")
+    table["null_q95"] = cross.groupby(["masks", "sparsity"])["null_q95"].mean()
+    return table.round(3)
