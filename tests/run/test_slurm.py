@@ -84,9 +84,12 @@ def test_the_smoke_grid_becomes_one_array_job_per_stage_and_task(tmp_path):
     ]
     assert sum(len(g.runs) for g in groups) == len(runs) == 33
     before: set[str] = set()
-    for group in groups:  # every run's upstream runs are in earlier groups, and only in its own task
+    corpus = layout.study.similarity.corpus  # overlap also reads the parallel sentences of this task's data runs
+    for group in groups:  # every run's upstream runs are in earlier groups, in its own task or the corpus's data
         assert group.needs <= before, group.name
-        assert all(label.split("/")[1] == group.task for label in group.needs)
+        own = {label for label in group.needs if label.split("/")[1] == group.task}
+        assert all(label.startswith(f"data/{corpus}/") for label in group.needs - own), group.name
+        assert (group.needs - own != set()) == (group.name in ("overlap/mlm", "overlap/ner")), group.name
         before |= {r.label for r in group.runs}
     report = report_run(layout, effective, stage_runs(layout, effective))
     assert set(report.after) == {r.label for r in runs if r.stage in ("transfer", "overlap")}

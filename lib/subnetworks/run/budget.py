@@ -45,10 +45,12 @@ class Point:
 
 
 def _derived(data: dict, study: StudyConfig, point: BudgetPoint, label: str) -> dict:
-    """The raw params of one point: the curve's tasks with their IMP training scaled, no transfer, no scoring."""
+    """The raw params of one point: the curve's tasks with their IMP training scaled; no transfer, no scoring, no
+    representation similarity."""
     derived = copy.deepcopy(data)
     tasks = study.budget.tasks or tuple(study.tasks)
     derived["tasks"] = {name: derived["tasks"][name] for name in tasks}
+    derived.pop("similarity", None)  # the curve compares masks; what the masked encoders compute is the study's
     for name in tasks:
         base = study.task(name).imp_train
         train = {

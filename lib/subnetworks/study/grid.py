@@ -89,8 +89,9 @@ class Grid:
                             needs,
                         )
             prunes = tuple(prune_label(task, lang, seed) for lang in langs for seed in study.seeds)
-            corpus = study.similarity.corpus
-            texts = tuple(_label("data", corpus, lang) for lang in layout.corpus_languages(task)) if corpus else ()
+            corpus = study.similarity.corpus  # its parallel sentences: another task's data runs (its own precede IMP)
+            langs_read = layout.corpus_languages(task) if corpus and corpus != task else ()
+            texts = tuple(_label("data", corpus, lang) for lang in langs_read)
             yield Run("overlap", task, layout.overlap_dir(task), _label("overlap", task), after=prunes + texts)
 
 
