@@ -268,3 +268,29 @@ def test_limitations_are_written_from_the_numbers(smoke):
     assert "**At chance**" in text and "**Test sets:** the smallest per task: mlm 24, ner 32, xnli 32" in text
     assert "transfer at seed(s) 57 and the controls at 57" in text
     assert [s.title for s in sections][-2:] == ["Limitations", "Summary"]
+
+
+def test_representation_similarity_section_averages_the_stage_rows(smoke):
+    layout, reports, sections = smoke
+    section = next(s for s in sections if s.title == "Representation similarity on parallel sentences")
+    assert [b.png.name for b in section.blocks if hasattr(b, "png")] == [
+        f"similarity_{t}.png" for t in layout.study.tasks
+    ]
+    table = pd.read_csv(reports / "tables" / "similarity_layer.csv")
+    raw = pd.concat(
+        pd.read_csv(layout.overlap_dir(task).file("similarity.csv")) for task in layout.study.tasks
+    )  # smoke: corpus xnli (en, ur), IMP at seeds 57 and 58, controls at 57
+    imp = raw[(raw.task == "ner") & (raw.masks == "imp") & (raw.sparsity == 0.5) & (raw.layer == 1)]
+    cross, same = imp[imp.pair == "other_seed"], imp[imp.pair == "same_language"]
+    assert len(cross) == 2 and len(same) == 2  # en@57-ur@58, en@58-ur@57; en@57-en@58, ur@57-ur@58
+    row = table[(table.task == "ner") & (table.masks == "imp") & (table.sparsity == 0.5) & (table.layer == 1)].iloc[0]
+    assert row.cka == pytest.approx(cross.cka.mean()) and row.pairs == 2  # two seeds, other-seed pairs only
+    reference = table[(table.task == "ner") & (table.masks == "imp, same language") & (table.sparsity == 0.5)]
+    assert reference.set_index("layer").loc[1, "cka"] == pytest.approx(same.cka.mean())
+    assert set(table.masks) == {"dense", "imp", "imp, same language", "pretrained", "random", "global_random"}
+    text = section.text()
+    assert "one language at two seeds" in text and "shuffled null ≤" in text
+    assert "IMP is" not in text  # one pair of seeds: no interval, so no verdict against P
+    limits = next(s for s in sections if s.title == "Limitations").text()
+    assert "**Representation similarity** is measured on θ0 with each mask applied" in limits
+    assert "on 16 parallel sentences of `xnli`'s test split" in limits

@@ -84,6 +84,22 @@ def seeds_sentence(rep: Report) -> str:
     return text + "."
 
 
+def similarity_limitation(rep: Report) -> str:
+    """What representation similarity measures here, where it was computed: the pre-trained encoder masked, on few
+    sentences of one corpus."""
+    sim = rep.results.similarity
+    if sim.empty:
+        return ""
+    corpus = rep.results.study.similarity.corpus
+    return (
+        f"**Representation similarity** is measured on θ0 with each mask applied, before fine-tuning (the fine-tuned "
+        f"weights are not kept), on {int(sim['sentences'].iloc[0])} parallel sentences of `{corpus}`'s test split, "
+        "the same sentences for every task's masks: it says what the masks leave of the pre-trained encoder's "
+        "cross-lingual alignment, not what the fine-tuned sub-networks compute."
+    )
+
+
 def limitations_section(rep: Report) -> Section:
-    sentences = [chance_sentence(rep), pretraining_sentence(rep), data_sentence(rep), seeds_sentence(rep)]
+    sentences = [chance_sentence(rep), pretraining_sentence(rep), similarity_limitation(rep), data_sentence(rep)]
+    sentences.append(seeds_sentence(rep))
     return Section("Limitations", ["\n\n".join(f"* {s}" for s in sentences if s)])
