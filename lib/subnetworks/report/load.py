@@ -185,7 +185,7 @@ def _read_run(run: Run) -> dict[str, list[dict]]:
                 {"task": run.task, **row, "records": _records(run.dir.sub(f"{IMP}_to_{row['target']}"))} for row in rows
             ]
         }
-    return {name: _csv_rows(run.dir.file(f"{name}.csv")) for name in OVERLAP_FILES}
+    return {name: stage_table_rows(run.dir.file(f"{name}.csv")) for name in OVERLAP_FILES}
 
 
 def _records(run: RunDir) -> str:
@@ -203,7 +203,7 @@ def cross_language(departures: pd.DataFrame) -> pd.DataFrame:
     return departures[departures["pair"] == ("other_seed" if "other_seed" in kinds else "same_seed")]
 
 
-def _csv_rows(path: Path) -> list[dict]:
+def stage_table_rows(path: Path) -> list[dict]:
     """A table of the overlap stage (its sparsities read back as the very floats of the schedule it wrote); a study
     without controls writes an empty controls.csv, one without the pre-trained-magnitude control empty departures;
     overlap runs from before representation similarity have no similarity.csv."""

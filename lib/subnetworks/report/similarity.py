@@ -36,7 +36,7 @@ MODEL_STYLES = {  # masks -> (line style, marker); IMP in the sparsity's colour,
 }
 
 
-def _cross_language(sim: pd.DataFrame) -> pd.DataFrame:
+def cross_language_pairs(sim: pd.DataFrame) -> pd.DataFrame:
     """Pairs of two languages: at two seeds for IMP where there are several (free of the shared seed), else at one."""
     other = sim[sim["pair"] != "same_language"]
     imp_kinds = set(other.loc[other["masks"] == IMP, "pair"])
@@ -53,7 +53,7 @@ def similarity_by_layer(res: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=["task", "masks", "sparsity", "layer", "cka", "low", "high", "null_q95", "pairs"])
     reference = sim[(sim["masks"] == IMP) & (sim["pair"] == "same_language")].assign(masks=CROSS_SEED)
     rows = []
-    for (task, masks, sparsity, layer), g in pd.concat([_cross_language(sim), reference]).groupby(
+    for (task, masks, sparsity, layer), g in pd.concat([cross_language_pairs(sim), reference]).groupby(
         ["task", "masks", "sparsity", "layer"], sort=False
     ):
         interval = over_seeds(g.groupby(["seed_a", "seed_b"])["cka"].mean().tolist())
@@ -138,7 +138,7 @@ def _plot_layer_overlap(res: Results, task: str, ax, colors: dict) -> None:
 def _imp_interval(res: Results, task: str, sparsity: float):
     """The IMP masks' CKA across languages averaged over layers and language pairs, with its interval over the seed
     pairs those language pairs are drawn at."""
-    sim = _cross_language(res.similarity)
+    sim = cross_language_pairs(res.similarity)
     imp = sim[(sim["task"] == task) & (sim["masks"] == IMP) & (sim["sparsity"] == sparsity)]
     return over_seeds(imp.groupby(["seed_a", "seed_b"])["cka"].mean().tolist())
 

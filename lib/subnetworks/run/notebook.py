@@ -10,6 +10,8 @@ import pandas as pd
 import torch
 
 from .. import demo  # noqa: F401  (registers the offline demo's model and data sources)
+from ..report.load import stage_table_rows
+from ..report.similarity import cross_language_pairs
 from ..spec import validate_notebook_params
 from ..study.store import RunDir
 from ..study.workspace import Workspace
@@ -65,16 +67,13 @@ def shared_table(run: RunDir) -> pd.DataFrame:
 
 
 def similarity_table(run: RunDir) -> pd.DataFrame | str:
-    """Mean CKA across languages per model and sparsity (a column per layer), beside the shuffled null's mean 95th
-    percentile; a sentence where the study does not compute representation similarity."""
-    path = run.file("similarity.csv")
-    try:
-        rows = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    except pd.errors.EmptyDataError:
-        rows = pd.DataFrame()
+    """Mean CKA across languages per model and sparsity (a column per layer; the pairs the report counts), beside
+    the shuffled null's mean 95th percentile; a sentence where the study does not compute representation
+    similarity."""
+    rows = pd.DataFrame(stage_table_rows(run.file("similarity.csv")))
     if rows.empty:
         return "representation similarity not computed: similarity.corpus is empty in the params"
-    cross = rows[rows["pair"] != "same_language"]
+    cross = cross_language_pairs(rows)
     table = cross.pivot_table(index=["masks", "sparsity"], columns="layer", values="cka")
     table["null_q95"] = cross.groupby(["masks", "sparsity"])["null_q95"].mean()
     return table.round(3)
