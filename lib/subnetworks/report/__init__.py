@@ -15,7 +15,9 @@ from .limitations import limitations_section
 from .load import Results, load_results
 from .output import Report, Section, open_report, show
 from .overlap_sections import (
+    average_overlap_section,
     controls_section,
+    departures_groups_section,
     departures_section,
     overlap_groups_section,
     overlap_section,
@@ -43,9 +45,11 @@ __all__ = [  # what the report notebook and the run layer use; tables and figure
     "Results",
     "SECTIONS",
     "Section",
+    "average_overlap_section",
     "build",
     "controls_section",
     "data_section",
+    "departures_groups_section",
     "departures_section",
     "figures",
     "intervals_section",

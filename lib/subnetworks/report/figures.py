@@ -100,11 +100,14 @@ def by_sparsity(res: Results, table: pd.DataFrame, task: str, key: str, column: 
 HEATMAP_CELL = 0.5  # inches a heatmap cell: a 9 × 9 panel keeps its 2-decimal labels apart, two panels fit the page
 
 
-def heatmap_panel(matrix: pd.DataFrame) -> tuple[float, float]:
-    """(width, height) in inches of a heatmap panel of ``matrix``: the cell size is fixed, room for labels and the
-    colour bar added, so a 9-language panel grows instead of crowding its numbers."""
+def heatmap_panel(matrix: pd.DataFrame, title: str = "") -> tuple[float, float]:
+    """(width, height) in inches of a heatmap panel of ``matrix``: the cell size is fixed, room added for the row
+    labels (the longest one), the colour bar and the panel's title (its longest line, at the 8-point title size), so
+    a 9-language panel grows instead of crowding its numbers and a 2-language one keeps its labels on the page."""
     rows, cols = matrix.shape
-    return HEATMAP_CELL * cols + 2.0, HEATMAP_CELL * rows + 1.8
+    labels = max((len(str(label)) for label in matrix.index), default=2)
+    title_width = 0.065 * max((len(line) for line in title.split("\n")), default=0) + 0.9  # + the colour bar
+    return max(HEATMAP_CELL * cols + 1.6 + 0.075 * labels, title_width), HEATMAP_CELL * rows + 1.8
 
 
 def heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap: str, digits: int = 2) -> None:
@@ -129,12 +132,17 @@ def heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap
     ax.grid(False)
 
 
+MIN_COLOUR_SPAN = 0.01  # a colour scale at least this wide: differences below it are not worth a colour
+
+
 def colour_range(frames: list[pd.DataFrame]) -> tuple[float, float]:
-    """One colour scale over every finite value of ``frames`` (0 to 1 when there is none)."""
+    """One colour scale over every finite value of ``frames``, widened about its centre to :data:`MIN_COLOUR_SPAN`
+    where the values are closer than that (0 to 1 when there is none)."""
     values = np.concatenate([f.to_numpy(float).ravel() for f in frames])
     values = values[np.isfinite(values)]
-    lo, hi = (values.min(), values.max()) if len(values) else (0.0, 1.0)
-    return lo, hi if hi > lo else lo + 1e-9
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    pad = max(0.0, MIN_COLOUR_SPAN - (hi - lo)) / 2
+    return lo - pad, hi + pad
 
 
 def _chance_cells(res: Results, task: str) -> set[tuple[float, str, str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .output import Report, Section
+from .output import Report, Section, viewable
 from .overlap_tables import controls_table, overlap_pairs_table
 from .text import sp
 from .uncertainty import score_intervals, transfer_intervals
@@ -99,6 +99,7 @@ def similarity_limitation(rep: Report) -> str:
     )
 
 
+@viewable
 def limitations_section(rep: Report) -> Section:
     sentences = [chance_sentence(rep), pretraining_sentence(rep), similarity_limitation(rep), data_sentence(rep)]
     sentences.append(seeds_sentence(rep))

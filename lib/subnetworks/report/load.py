@@ -6,12 +6,15 @@ progress shows what it has.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..spec import ConfigError
 from ..study.grid import Grid, Run
 from ..study.layout import EXAMPLES, IMP, Layout, level_name
 from ..study.store import RunDir, read_json
@@ -69,6 +72,7 @@ COLUMNS = {  # the frames' columns when no run has finished
     + ["null_q95", "sentences"],
 }
 OVERLAP_FILES = ("pairwise", "shared", "controls", "departures", "departure_counts", "similarity")
+LANGUAGE_COLUMNS = ("lang", "source", "target", "a", "b")  # columns that name a language (or a control, or "all")
 TEXT_COLUMNS = {  # layer "0" stays "0"; a language stays a string
     name: str for name in ("group", "a", "b", "lang", "control", "masks", "mask")
 }
@@ -96,6 +100,7 @@ class Results:
     timings: dict[str, Any] | None  # artifacts/timings.json of the last `run`, if any
     head_fit: dict[str, Any] | None  # the note on a fitted MLM head (encoders that ship without one)
     cache: dict[tuple, Any] = field(default_factory=dict, repr=False, compare=False)  # derived tables
+    shown: dict[str, tuple] = field(default_factory=dict)  # a view's tasks, sparsities, languages (see view)
 
     @property
     def study(self):
@@ -103,12 +108,13 @@ class Results:
 
     @property
     def tasks(self) -> list[str]:
-        return list(self.study.tasks)
+        return [t for t in self.study.tasks if t in self.shown.get("tasks", self.study.tasks)]
 
     @property
     def sparsities(self) -> list[float]:
         """The transfer sparsities as the schedule writes them (the stages write the same floats)."""
-        return [self.study.sparsity_of(level) for level in self.study.transfer_levels]
+        every = [self.study.sparsity_of(level) for level in self.study.transfer_levels]
+        return [s for s in every if s in self.shown.get("sparsities", every)]
 
     @property
     def theta0_zero_share(self) -> float | None:
@@ -117,7 +123,36 @@ class Results:
         return None if shares.empty else float(shares.iloc[0])
 
     def languages(self, task: str) -> list[str]:
-        return list(self.study.task_languages(task))
+        return [lang for lang in self.study.task_languages(task) if lang in self.shown.get("languages", [lang])]
+
+    @property
+    def every_language(self) -> list[str]:
+        """The languages any shown task has, in study order."""
+        return [lang for lang in self.study.languages if any(lang in self.languages(t) for t in self.tasks)]
+
+    def view(self, tasks: Sequence[str] = (), sparsities: Sequence[float] = (), languages: Sequence[str] = ()):
+        """These results restricted to some tasks, transfer sparsities and languages (empty: all), so that a reader
+        can redraw one figure for fewer of them; every table, interval and sentence is then derived from the rows
+        kept (a mean over targets is over the targets shown). Names are checked against the study."""
+        study, every = self.study, self.sparsities
+        for task in tasks:
+            study.task(task)
+        chosen = [study.sparsity_of(study.level_of(float(s))) for s in sparsities]
+        if not set(chosen) <= set(every):
+            raise ConfigError(f"sparsities {list(sparsities)} are not all transfer sparsities: use some of {every}")
+        unknown = sorted(set(languages) - set(study.languages))
+        if unknown:
+            raise ConfigError(f"unknown language(s) {unknown}: this study has {list(study.languages)}")
+        shown = {k: tuple(v) for k, v in (("tasks", tasks), ("sparsities", chosen), ("languages", languages)) if v}
+        if not shown:
+            return self
+        left_out = {  # values to drop, per kind of column; what is not a study value (dense, controls) stays
+            "task": set(study.tasks) - set(tasks) if tasks else set(),
+            "sparsity": set(every) - set(chosen) if chosen else set(),
+            "language": set(study.languages) - set(languages) if languages else set(),
+        }
+        frames = {name: _without(getattr(self, name), left_out) for name in COLUMNS}
+        return dataclasses.replace(self, **frames, cache={}, shown=self.shown | shown)
 
     def metric(self, task: str) -> str:
         return METRICS[self.study.task(task).kind]
@@ -158,6 +193,17 @@ def load_results(layout: Layout) -> Results:
         timings=_timings(layout),
         head_fit=_head_fit(layout),
     )
+
+
+def _without(frame: pd.DataFrame, left_out: dict[str, set]) -> pd.DataFrame:
+    """``frame`` without the rows whose task, sparsity or any language column holds a left-out value."""
+    keep = pd.Series(True, index=frame.index)
+    columns = {"task": ["task"], "sparsity": ["sparsity"], "language": [c for c in LANGUAGE_COLUMNS if c in frame]}
+    for kind, names in columns.items():
+        for name in names:
+            if name in frame and left_out[kind]:
+                keep &= ~frame[name].isin(left_out[kind])
+    return frame[keep].reset_index(drop=True)
 
 
 def _read_run(run: Run) -> dict[str, list[dict]]:

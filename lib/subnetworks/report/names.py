@@ -15,6 +15,10 @@ SHORT_LABELS = {PRETRAINED: "P", "random": "layer-wise random", "global_random":
 NULLS = {"layerwise": "random", "global": "global_random"}
 NULL_OF = {control: null for null, control in NULLS.items()}
 NULL_LABELS = {"layerwise": "layer-wise null", "global": "global null"}
+OVERLAP_MEASURES = {  # overlap measure of two masks -> its name in sentences and figures
+    "jaccard": "Jaccard of the kept weights",
+    "agreement": "agreement (weights both keep or both prune)",
+}
 NULL_TOLERANCE = 0.005  # measured overlap of a random control within this of its null: the null describes it
 
 

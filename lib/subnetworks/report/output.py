@@ -4,7 +4,11 @@ as CSV, sections of text, tables and figures, and their display in a notebook.""
 from __future__ import annotations
 
 import base64
+import functools
+import inspect
+import re
 import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -58,6 +62,7 @@ class Section:
 
     title: str
     blocks: list[str | pd.DataFrame | SavedFigure] = field(default_factory=list)
+    level: int = 2  # its heading's level: 3 for a figure that belongs to the section above it
 
     def text(self) -> str:
         return "\n\n".join(b for b in self.blocks if isinstance(b, str))
@@ -98,11 +103,40 @@ class Report:
         table.attrs["csv"] = f"tables/{name}.csv"  # relative to the report page, which sits beside tables/
         return table
 
+    def view(self, tasks: Sequence[str] = (), sparsities: Sequence[float] = (), languages: Sequence[str] = ()):
+        """The report of some tasks, sparsities and languages only (:meth:`Results.view`); its figures and tables go
+        to ``views/<what it shows>/`` under this report's folder, so redrawing a figure never overwrites the
+        study's report."""
+        results = self.results.view(tasks, sparsities, languages)
+        if results is self.results:
+            return self
+        name = "_".join([*tasks, *(f"sp{s:g}" for s in results.shown.get("sparsities", ())), *languages])
+        return Report(results, self.root / "views" / re.sub(r"[^\w.-]+", "-", name))
+
     def add_figure(self, section: Section, text: str, fig: Figure | None, name: str) -> None:
         """Save ``fig`` and append its sentences and the figure to ``section`` (nothing when there is no figure)."""
         saved = self.save_figure(fig, name)
         if saved is not None:
             section.blocks += [text, saved]
+
+
+def viewable(make: Callable[..., Section]) -> Callable[..., Section]:
+    """A section function that also takes ``tasks``, ``sparsities`` and ``languages`` (empty: all of the study's),
+    so a notebook cell can redraw it for some of them (:meth:`Report.view`)."""
+
+    @functools.wraps(make)
+    def section(
+        rep: Report, *, tasks: Sequence[str] = (), sparsities: Sequence[float] = (), languages: Sequence[str] = (), **kw
+    ) -> Section:
+        return make(rep.view(tasks, sparsities, languages), **kw)
+
+    shown = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=()) for n in VIEW_ARGUMENTS]
+    signature = inspect.signature(make)
+    section.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *shown])
+    return section
+
+
+VIEW_ARGUMENTS = ("tasks", "sparsities", "languages")
 
 
 def open_report(layout: Layout, reports_dir: str | Path = "") -> Report:
@@ -129,7 +163,7 @@ def show(section: Section) -> None:
     """Display a section in a notebook: markdown, tables (3 decimals, no index) and the saved PNGs."""
     from IPython.display import HTML, Markdown, display  # only in a notebook: building the report needs no IPython
 
-    display(Markdown(f"## {section.title}"))
+    display(Markdown(f"{'#' * section.level} {section.title}"))
     for i, block in enumerate(section.blocks):
         if isinstance(block, str):
             display(Markdown(block))

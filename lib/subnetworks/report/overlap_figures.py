@@ -13,9 +13,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .figures import bar_groups, by_sparsity, colour_range, figure, heatmap, heatmap_panel, sparsity_colors, styled
+from .figures import (
+    MIN_COLOUR_SPAN,
+    bar_groups,
+    by_sparsity,
+    colour_range,
+    figure,
+    heatmap,
+    heatmap_panel,
+    sparsity_colors,
+    styled,
+)
 from .load import Results
-from .names import NULL_LABELS, NULLS, control_label
+from .names import NULL_LABELS, NULLS, OVERLAP_MEASURES, control_label
 from .overlap_tables import (
     average_overlap_table,
     controls_table,
@@ -71,31 +81,34 @@ def _module_bars(res: Results, ax, module: pd.DataFrame, column: str):
 
 
 @styled
-def plot_overlap(res: Results, task: str) -> Figure | None:
-    """Heatmaps of pairwise Jaccard between the languages' IMP masks, one panel per sparsity, both nulls and both
-    random controls in the panel's title."""
-    mats = overlap_matrices(res, task)
+def plot_overlap(res: Results, task: str, measure: str = "jaccard") -> Figure | None:
+    """Heatmaps of ``measure`` (jaccard, agreement) between the languages' IMP masks, one panel per sparsity, both
+    nulls and both random controls in the panel's title."""
+    mats = overlap_matrices(res, task, measure)
     if not mats:
         return None
     avg = average_overlap_table(res).set_index(["task", "sparsity"])
     pairs = {s: m.mask(np.eye(len(m), dtype=bool)) for s, m in mats.items()}  # the diagonal (1) says nothing
+    values = np.concatenate([m.to_numpy(float).ravel() for m in pairs.values()])
+    low, high = np.nanmin(values), np.nanmax(values)
     lo, hi = colour_range(list(pairs.values()))
     digits = 3 if hi - lo < 0.05 else 2  # a narrow range needs the third decimal to tell cells apart
-    width, height = heatmap_panel(next(iter(pairs.values())))
-    fig, axes = figure(len(pairs), width=width, height=height + 0.6)
-    for ax, (sparsity, m) in zip(axes, pairs.items()):
+    titles = {}
+    for sparsity in pairs:
         r = avg.loc[(task, sparsity)]
-        beside = "\n".join(
-            f"{NULL_LABELS[null]} {num(r[f'{null}_null_jaccard'], 2)}, {control_label(NULLS[null])} "
-            f"{num(r[f'{null}_random_jaccard'], 2)}"
+        titles[sparsity] = f"{sp(sparsity)} sparsity\n" + "\n".join(
+            f"{NULL_LABELS[null]} {num(r[f'{null}_null_{measure}'], 2)}, {control_label(NULLS[null])} "
+            f"{num(r[f'{null}_random_{measure}'], 2)}"
             for null in NULLS
         )
-        heatmap(ax, m, f"{sp(sparsity)} sparsity\n{beside}", lo, hi, "mako", digits)
+    width, height = heatmap_panel(next(iter(pairs.values())), max(titles.values(), key=len))
+    fig, axes = figure(len(pairs), width=width, height=height + 0.6)
+    for ax, (sparsity, m) in zip(axes, pairs.items()):
+        heatmap(ax, m, titles[sparsity], lo, hi, "mako", digits)
         ax.title.set_fontsize(8)
-    fig.suptitle(
-        f"{task}: Jaccard of the kept weights of two languages' sub-networks\n(colour scale {lo:.{digits}f}–"
-        f"{hi:.{digits}f}: the pairs' range)"
-    )
+    scale = f"{lo:.{digits}f}–{hi:.{digits}f}"
+    scale += ": the pairs' range" if high - low >= MIN_COLOUR_SPAN else f" about the pairs' {low:.4f}–{high:.4f}"
+    fig.suptitle(f"{task}: {OVERLAP_MEASURES[measure]} of two languages' sub-networks\n(colour scale {scale})")
     return fig
 
 

@@ -8,8 +8,8 @@ import math
 
 import pandas as pd
 
-from .names import NULL_LABELS, NULL_OF, NULL_TOLERANCE, NULLS, control_label
-from .output import Report, Section
+from .names import NULL_LABELS, NULL_OF, NULL_TOLERANCE, NULLS, OVERLAP_MEASURES, control_label
+from .output import Report, Section, viewable
 from .overlap_figures import (
     plot_average_overlap,
     plot_controls,
@@ -88,6 +88,7 @@ def _span(frame: pd.DataFrame, column: str) -> str:
     return f"from {num(lo[column], 2)} ({name(lo['group'])}) to {num(hi[column], 2)} ({name(hi['group'])})"
 
 
+@viewable
 def departures_section(rep: Report) -> Section:
     res = rep.results
     table = rep.save_table(departures_table(res), "departures")
@@ -100,6 +101,18 @@ def departures_section(rep: Report) -> Section:
         paper = PAPER.finding("departures", task=PAPER.task_names[res.study.task(task).kind])
         run = _departures_sentence(sub[sub["by"] == "all"], task)
         rep.add_figure(section, finding(paper, run), plot_departures(res, task), f"departures_{task}")
+    shown = counts[counts["by"] != "layer"].drop(columns=["size", "p_kept", "band_size"])
+    text = "Departures per language, whole masks and per module type (per layer: `tables/departure_counts.csv`):"
+    section.blocks += [text, shown, table[table["by"] == "all"].drop(columns=["by", "group"])]
+    return section
+
+
+@viewable
+def departures_groups_section(rep: Report) -> Section:
+    res = rep.results
+    table = departures_table(res)
+    section = Section("Excess overlap per layer and module type", level=3)
+    for task, sub in by_task(res, table):
         spans = [
             f"at {sp(s)} from layer to layer {_span(g[g['by'] == 'layer'], 'excess')}, from module type "
             f"to module type {_span(g[g['by'] == 'module'], 'excess')}"
@@ -108,9 +121,6 @@ def departures_section(rep: Report) -> Section:
         run = f"{task}: the excess overlap (whole-tensor null) goes " + "; ".join(spans) + "."
         figure = plot_departures_groups(res, task)
         rep.add_figure(section, finding(PAPER.finding("departures_groups"), run), figure, f"departures_groups_{task}")
-    shown = counts[counts["by"] != "layer"].drop(columns=["size", "p_kept", "band_size"])
-    text = "Departures per language, whole masks and per module type (per layer: `tables/departure_counts.csv`):"
-    section.blocks += [text, shown, table[table["by"] == "all"].drop(columns=["by", "group"])]
     return section
 
 
@@ -135,18 +145,22 @@ def random_controls_sentence(gaps: pd.DataFrame) -> str:
     return "**Random controls against their nulls** (Jaccard of whole masks): " + "; ".join(parts) + "."
 
 
-def overlap_section(rep: Report) -> Section:
+@viewable
+def overlap_section(rep: Report, measure: str = "jaccard") -> Section:
+    """Pairwise overlap of the languages' IMP masks by ``measure``: ``jaccard`` (the paper's, kept weights) or
+    ``agreement`` (the share of weights both masks keep or both prune)."""
+    if measure not in OVERLAP_MEASURES:
+        raise ValueError(f"unknown overlap measure {measure!r}: use one of {list(OVERLAP_MEASURES)}")
     res = rep.results
     rep.save_table(overlap_pairs_table(res), "overlap_pairwise")
     avg = rep.save_table(average_overlap_table(res), "overlap_average")
-    gaps = rep.save_table(random_null_gaps(res), "random_null_gaps")
     section = Section("Overlap of the languages' sub-networks: the paper's measure")
     for task, sub in by_task(res, avg):
         parts = [
-            f"{pct(r['jaccard'], digits=0)} at {sp(r['sparsity'])} ("
+            f"{pct(r[measure], digits=0)} at {sp(r['sparsity'])} ("
             + "; ".join(
-                f"{NULL_LABELS[null]} {pct(r[f'{null}_null_jaccard'], digits=0)}, {control_label(control)} "
-                f"masks {pct(r[f'{null}_random_jaccard'], digits=0)}"
+                f"{NULL_LABELS[null]} {pct(r[f'{null}_null_{measure}'], digits=0)}, {control_label(control)} "
+                f"masks {pct(r[f'{null}_random_{measure}'], digits=0)}"
                 for null, control in NULLS.items()
             )
             + ")"
@@ -156,23 +170,35 @@ def overlap_section(rep: Report) -> Section:
         paper = PAPER.finding(
             "overlap", task=PAPER.task_names[kind], overlap=pct(PAPER.average_overlap[kind], digits=0)
         )
-        run = f"{task}: mean pairwise Jaccard {join_and(parts)}."
-        rep.add_figure(section, finding(paper, run), plot_overlap(res, task), f"overlap_{task}")
-    if len(avg):
-        ranks = []
-        for s in res.sparsities:
-            ranked = avg[avg["sparsity"] == s].sort_values("shared_jaccard", ascending=False)
-            order = " > ".join(
-                f"{r.task} {pct(r.shared_jaccard, digits=0)} (pairwise {pct(r.jaccard, digits=0)})"
-                for r in ranked.itertuples()
-            )
-            ranks.append(f"all-language Jaccard |A₁ ∩ … ∩ Aₙ| / |A₁ ∪ … ∪ Aₙ| at {sp(s)}: {order}")
-        paper = PAPER.finding("average_overlap")
-        rep.add_figure(section, finding(paper, "; ".join(ranks) + "."), plot_average_overlap(res), "overlap_average")
-        section.blocks += [b for b in (random_controls_sentence(gaps), avg) if len(b)]
+        run = f"{task}: mean pairwise {OVERLAP_MEASURES[measure]} {join_and(parts)}."
+        suffix = "" if measure == "jaccard" else f"_{measure}"
+        rep.add_figure(section, finding(paper, run), plot_overlap(res, task, measure), f"overlap_{task}{suffix}")
     return section
 
 
+@viewable
+def average_overlap_section(rep: Report) -> Section:
+    res = rep.results
+    avg = rep.save_table(average_overlap_table(res), "overlap_average")
+    gaps = rep.save_table(random_null_gaps(res), "random_null_gaps")
+    section = Section("Average overlap per task, and all languages at once", level=3)
+    if avg.empty:
+        return section
+    ranks = []
+    for s in res.sparsities:
+        ranked = avg[avg["sparsity"] == s].sort_values("shared_jaccard", ascending=False)
+        order = " > ".join(
+            f"{r.task} {pct(r.shared_jaccard, digits=0)} (pairwise {pct(r.jaccard, digits=0)})"
+            for r in ranked.itertuples()
+        )
+        ranks.append(f"all-language Jaccard |A₁ ∩ … ∩ Aₙ| / |A₁ ∪ … ∪ Aₙ| at {sp(s)}: {order}")
+    paper = PAPER.finding("average_overlap")
+    rep.add_figure(section, finding(paper, "; ".join(ranks) + "."), plot_average_overlap(res), "overlap_average")
+    section.blocks += [b for b in (random_controls_sentence(gaps), avg) if len(b)]
+    return section
+
+
+@viewable
 def overlap_groups_section(rep: Report) -> Section:
     res = rep.results
     layer = rep.save_table(overlap_by_group(res, "layer"), "overlap_layer")
@@ -206,6 +232,7 @@ def _groups_sentence(layer: pd.DataFrame, module: pd.DataFrame, task: str, spars
     )
 
 
+@viewable
 def overlap_transfer_section(rep: Report) -> Section:
     res = rep.results
     ovt = rep.save_table(overlap_vs_transfer_table(res), "overlap_vs_transfer")
@@ -226,6 +253,7 @@ def overlap_transfer_section(rep: Report) -> Section:
     return section
 
 
+@viewable
 def controls_section(rep: Report) -> Section:
     res = rep.results
     table = rep.save_table(controls_table(res), "controls")

@@ -86,15 +86,15 @@ def overlap_pairs_table(res: Results) -> pd.DataFrame:
 
 
 @memoised
-def overlap_matrices(res: Results, task: str) -> dict[float, pd.DataFrame]:
-    """Symmetric language × language Jaccard matrix per transfer sparsity (diagonal 1)."""
+def overlap_matrices(res: Results, task: str, measure: str = "jaccard") -> dict[float, pd.DataFrame]:
+    """Symmetric language × language matrix of ``measure`` (jaccard, agreement) per transfer sparsity (diagonal 1)."""
     pairs, langs, out = overlap_pairs_table(res), res.languages(task), {}
     for sparsity in res.sparsities:
         sub = pairs[(pairs["task"] == task) & (pairs["sparsity"] == sparsity)]
         if sub.empty:
             continue
         m = pd.DataFrame(np.eye(len(langs)), index=langs, columns=langs)
-        for a, b, j in zip(sub["a"], sub["b"], sub["jaccard"]):
+        for a, b, j in zip(sub["a"], sub["b"], sub[measure]):
             m.at[a, b] = m.at[b, a] = j
         out[sparsity] = m
     return out

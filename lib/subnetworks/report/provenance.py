@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..spec import TrainConfig
-from .output import Report, Section
+from .output import Report, Section, viewable
 from .summary import machine
 
 
@@ -70,6 +70,7 @@ def time_sentence(rep: Report) -> str:
     return text + "."
 
 
+@viewable
 def what_was_run_section(rep: Report) -> Section:
     study = rep.results.study
     seeds = ", ".join(map(str, study.seeds))

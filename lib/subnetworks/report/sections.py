@@ -19,9 +19,11 @@ from .figures import plot_relative_change, plot_scores, plot_transfer
 from .limitations import limitations_section
 from .load import Results
 from .names import control_label
-from .output import Report, Section, open_report
+from .output import Report, Section, open_report, viewable
 from .overlap_sections import (
+    average_overlap_section,
     controls_section,
+    departures_groups_section,
     departures_section,
     overlap_groups_section,
     overlap_section,
@@ -46,6 +48,7 @@ from .uncertainty import mean_change_intervals
 from .verdict_sections import intervals_section, verdict_section
 
 
+@viewable
 def intro_section(rep: Report) -> Section:
     """Which model and data, which languages, tasks, seeds and sparsities; θ0's zeros; missing runs, if any."""
     res, study = rep.results, rep.results.study
@@ -121,6 +124,7 @@ def budget_sentence(res: Results) -> str:
     return text
 
 
+@viewable
 def data_section(rep: Report) -> Section:
     table = rep.save_table(rep.results.data, "data")
     text = (
@@ -131,6 +135,7 @@ def data_section(rep: Report) -> Section:
     return Section("Data", [text, table])
 
 
+@viewable
 def scores_section(rep: Report) -> Section:
     res, table = rep.results, rep.save_table(score_table(rep.results), "scores")
     section = Section("Sub-networks versus the dense model and the controls")
@@ -152,6 +157,7 @@ def scores_section(rep: Report) -> Section:
     return section
 
 
+@viewable
 def transfer_section(rep: Report) -> Section:
     res = rep.results
     table = rep.save_table(transfer_table(res), "transfer")
@@ -176,6 +182,7 @@ def transfer_section(rep: Report) -> Section:
 RELATIVE_COLUMNS = {"relative_change": "vs acc(t,t)", "relative_change_vs_pretrained": "vs acc(P,t)"}
 
 
+@viewable
 def relative_change_section(rep: Report) -> Section:
     res = rep.results
     table = rep.save_table(relative_change_table(res), "relative_change")
@@ -228,7 +235,9 @@ SECTIONS = (
     transfer_section,
     relative_change_section,
     departures_section,
+    departures_groups_section,
     overlap_section,
+    average_overlap_section,
     overlap_groups_section,
     similarity_section,
     overlap_transfer_section,

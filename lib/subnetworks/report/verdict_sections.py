@@ -9,7 +9,7 @@ import pandas as pd
 
 from .cache import memoised
 from .load import Results
-from .output import Report, Section
+from .output import Report, Section, viewable
 from .overlap_figures import plot_pair_kinds
 from .paper import PAPER
 from .text import finding, num, pct, sp
@@ -149,6 +149,7 @@ def verdict_table(res: Results) -> pd.DataFrame:
     return pd.DataFrame([vars(v) for v in rows], columns=["claim", "verdict", "figure", "reason"])
 
 
+@viewable
 def verdict_section(rep: Report) -> Section:
     res = rep.results
     table = rep.save_table(verdict_table(res), "verdicts")
@@ -186,6 +187,7 @@ def _pair_sentence(pairs: pd.DataFrame) -> str:
     return ("Jaccard, " + "; ".join(parts) + ".") if parts else ""
 
 
+@viewable
 def intervals_section(rep: Report) -> Section:
     """Scores, transfer cells and mean changes with their intervals; overlap by kind of pair; correlations."""
     res = rep.results

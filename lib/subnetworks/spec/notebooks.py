@@ -52,8 +52,15 @@ class OverlapParams(NotebookParams):
 
 
 @dataclass(frozen=True)
-class ReportParams(NotebookParams):
+class BudgetParams(NotebookParams):
     reports_dir: str = ""  # empty: runtime.reports_dir of the params file
+
+
+@dataclass(frozen=True)
+class ReportParams(BudgetParams):
+    tasks: tuple[str, ...] = ()  # what the report's figures show (empty: all of the study's)
+    sparsities: tuple[float, ...] = ()
+    languages: tuple[str, ...] = ()
 
 
 NOTEBOOK_PARAMS = {
@@ -62,7 +69,7 @@ NOTEBOOK_PARAMS = {
     "03_transfer": TransferParams,
     "04_overlap": OverlapParams,
     "05_report": ReportParams,
-    "06_budget": ReportParams,
+    "06_budget": BudgetParams,
 }
 
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
