@@ -24,6 +24,7 @@ from .overlap_sections import (
     overlap_transfer_section,
 )
 from .paper import PAPER
+from .paper_numbers import paper_numbers_section
 from .provenance import what_was_run_section
 from .sections import (
     SECTIONS,
@@ -62,6 +63,7 @@ __all__ = [  # what the report notebook and the run layer use; tables and figure
     "overlap_section",
     "overlap_tables",
     "overlap_transfer_section",
+    "paper_numbers_section",
     "similarity_section",
     "pct",
     "relative_change_section",

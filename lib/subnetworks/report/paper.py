@@ -22,6 +22,7 @@ class Paper:
     task_names: dict[str, str]  # task kind -> the paper's task (seqcls -> XNLI)
     average_overlap: dict[str, float]  # task kind -> the paper's average overlap
     findings: dict[str, str]  # section -> the sentence after "Paper:", with {fields} to fill
+    sources: dict[str, str]  # where the numbers, their measure and the findings come from, and what was not checked
 
     @property
     def ranking(self) -> str:
@@ -37,7 +38,8 @@ class Paper:
 def load_paper(path: Path = PAPER_FILE) -> Paper:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     overlap = {kind: float(value) for kind, value in data["average_overlap"].items()}
-    return Paper(data["citation"], data["model"], dict(data["task_names"]), overlap, dict(data["findings"]))
+    findings, sources = dict(data["findings"]), dict(data["sources"])
+    return Paper(data["citation"], data["model"], dict(data["task_names"]), overlap, findings, sources)
 
 
 PAPER = load_paper()

@@ -30,6 +30,7 @@ from .overlap_sections import (
     overlap_transfer_section,
 )
 from .paper import PAPER
+from .paper_numbers import paper_numbers_section
 from .provenance import what_was_run_section
 from .similarity import similarity_section
 from .summary import summary_section
@@ -244,6 +245,7 @@ SECTIONS = (
     controls_section,
     intervals_section,
     limitations_section,
+    paper_numbers_section,
     summary_section,
 )
 
