@@ -19,6 +19,7 @@ import yaml
 
 from subnetworks import report
 from subnetworks.report.provenance import commits_sentence
+from subnetworks.report.verdict_figures import plot_verdicts
 from subnetworks.study.grid import Grid
 from subnetworks.study.layout import Layout
 
@@ -74,7 +75,8 @@ def _summary(reports: Path) -> dict:
 @pytest.mark.slow
 def test_every_figure_table_and_summary_exists(smoke):
     layout, reports, _ = smoke
-    names = [f"{kind}_{task}" for task in layout.study.tasks for kind in PER_TASK_FIGURES] + ["overlap_average"]
+    names = [f"{kind}_{task}" for task in layout.study.tasks for kind in PER_TASK_FIGURES]
+    names += ["overlap_average", "verdicts"]
     for name in names:
         png, pdf = reports / "figures" / f"{name}.png", reports / "figures" / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -268,6 +270,31 @@ def test_limitations_are_written_from_the_numbers(smoke):
     assert "**At chance**" in text and "**Test sets:** the smallest per task: mlm 24, ner 32, xnli 32" in text
     assert "transfer at seed(s) 57 and the controls at 57" in text
     assert [s.title for s in sections][-3:] == ["Limitations", "The paper's numbers", "Summary"]
+
+
+def test_the_verdict_figure_draws_the_verdicts_numbers(smoke, raw):
+    """Panel (c): the other-language pairs' Jaccard per task (mean over the pairs, from the overlap stage's rows)
+    beside the paper's overlap; panel (e): the same language at two seeds as the noise floor."""
+    layout, _, _ = smoke
+    fig = plot_verdicts(report.load_results(layout), "other_seed")
+    transfer, overlap, excess = fig.axes[:3]
+    assert [ax.get_title() for ax in (transfer, overlap, excess)] == [
+        "(a, b) transfer",
+        "(c) overlap by task",
+        "(e) beyond pre-training",
+    ]
+    tasks = list(layout.study.tasks)
+    drawn = {tuple(np.round(np.asarray(line.get_ydata(), float), 9)) for line in overlap.lines}
+    for sparsity in (0.5, 0.8):
+        means = []
+        for task in tasks:
+            rows = raw.overlap(task, "departures")
+            rows = rows[(rows["by"] == "all") & (rows["pair"] == "other_seed") & (rows["sparsity"] == sparsity)]
+            means.append(rows["jaccard"].mean())
+        assert tuple(np.round(means, 9)) in drawn, (sparsity, means, drawn)
+    paper = [report.PAPER.average_overlap[layout.study.task(t).kind] for t in tasks]
+    assert tuple(np.round(paper, 9)) in drawn
+    assert any(line.get_marker() == "_" for line in excess.lines)  # the noise floor
 
 
 def test_the_papers_numbers_name_their_source_measure_and_this_runs_value_in_each_measure(smoke, raw):

@@ -86,6 +86,7 @@ def test_the_report_page_is_titled_self_contained_and_describes_its_figures(smok
     root = smoke[0]
     html = (root / "reports" / "report.html").read_text(encoding="utf-8")
     assert "<title>Language-neutral sub-networks: the smoke study</title>" in html
+    assert "Purpose:" not in html and "Study report" not in html  # the notebook's notes on itself stay in it
     assert not re.search(r"<script\b[^>]*\bsrc=|https?://cdn", html)  # nothing fetched from the network
     images = re.findall(r"<img\b[^>]*>", html)
     assert images and all('src="data:image/png;base64,' in img for img in images)  # embedded, not linked

@@ -46,7 +46,7 @@ def paper_numbers_section(rep: Report) -> Section:
     ]
     jaccard = table.filter(like="|AND|")
     spans = [
-        f"{task} {pct(row.min(), digits=0)}–{pct(row.max(), digits=0)} vs {pct(paper, digits=0)}"
+        f"{task} {'–'.join(dict.fromkeys(pct(v, digits=0) for v in (row.min(), row.max())))} vs {pct(paper, digits=0)}"
         for task, paper, (_, row) in zip(table["task"], table["paper"], jaccard.iterrows())
         if row.notna().any()
     ]

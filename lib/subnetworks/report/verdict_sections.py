@@ -20,7 +20,9 @@ from .uncertainty import (
     score_intervals,
     transfer_intervals,
 )
+from .verdict_figures import plot_verdicts
 from .verdicts import (
+    GOOD_TRANSFER,
     UNTESTABLE,
     Estimate,
     Verdict,
@@ -161,7 +163,15 @@ def verdict_section(rep: Report) -> Section:
         f"means. Overlap compares other-language pairs{' at different seeds' if len(seeds) > 1 else ''}; the "
         "excess is over what the pre-trained-magnitude mask P and the departure counts predict."
     )
-    return Section("Verdicts on the paper's findings", [text, table])
+    section = Section("Verdicts on the paper's findings", [text, table])
+    caption = (
+        "The numbers behind verdicts (a), (b), (c) and (e), with their 95 % intervals: the mean relative change "
+        "against the target's own sub-network (filled) and against P on the target (hollow), the dashed line at "
+        f"{pct(GOOD_TRANSFER, digits=0)}; the overlap of other-language pairs beside the paper's (diamonds); their "
+        "excess over what P predicts beside one language's masks at two seeds (bars: the noise floor)."
+    )
+    rep.add_figure(section, caption, plot_verdicts(res, cross_pair(res)), "verdicts")
+    return section
 
 
 def _at_chance_sentence(scores: pd.DataFrame) -> str:

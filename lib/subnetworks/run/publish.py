@@ -38,8 +38,12 @@ def render_report(
         kernel.execute(NOTEBOOKS / f"{notebook}.ipynb", executed, parameters)
     except papermill.PapermillExecutionError as err:
         raise StageFailed(f"report failed with {err.ename}: {err.evalue}\n  executed notebook: {executed}") from None
-    exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+    exporter = HTMLExporter(  # the page shows what the cells print; the notebook's own notes (markdown) stay in it
+        exclude_input=True,
+        exclude_markdown=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
     )
     title = f"{TITLES.get(notebook, notebook)}: the {layout.study.name} study"
     nb = nbformat.read(str(executed), as_version=4)
