@@ -20,6 +20,7 @@ import yaml
 from subnetworks import report
 from subnetworks.report.provenance import commits_sentence
 from subnetworks.report.verdict_figures import plot_verdicts
+from subnetworks.spec import git_commit
 from subnetworks.study.grid import Grid
 from subnetworks.study.layout import Layout
 
@@ -240,6 +241,7 @@ def test_what_was_run_lists_every_training_setting_and_the_code_of_the_runs(smok
     assert (ner.steps, ner.batch, float(ner["learning rate"])) == (cfg.max_steps, cfg.batch_size, cfg.learning_rate)
     assert "**Seeds:** 57, 58 (IMP at every seed; controls scored at 57; transfer at 57)" in section.text()
     assert "**Code:** every one of the" in section.text() and "**Machine:**" in section.text()
+    assert f"drawn by the code at commit `{git_commit()[:10]}`" in section.text()
 
 
 def test_a_report_mixing_code_versions_names_the_runs_of_each():

@@ -150,7 +150,14 @@ LONG_TABLE = 30  # rows: a longer table is folded away, its CSV linked beside it
 def table_html(table: pd.DataFrame, uuid: str) -> str:
     """A table for the page: 3 decimals, no index, scrolling inside its own box when wide, folded (``<details>``)
     when longer than ``LONG_TABLE`` rows, with a link to its CSV when it has one."""
-    body = table.style.format(precision=3, na_rep="–").hide(axis="index").set_uuid(uuid).to_html()
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]  # words: read from the left
+    style = table.style.format(precision=3, na_rep="–").hide(axis="index").set_uuid(uuid)
+    if text:
+        style = style.set_properties(subset=text, **{"text-align": "left"})
+        heads = [f"th.col_heading.col{table.columns.get_loc(c)}" for c in text]
+        columns = [{"selector": head, "props": "text-align: left"} for head in heads]
+        style = style.set_table_styles(columns, overwrite=False)
+    body = style.to_html()
     boxed = f'<div style="overflow-x: auto; max-width: 100%">{body}</div>'
     csv = table.attrs.get("csv")
     link = f' (<a href="{escape(csv)}">{escape(csv)}</a>)' if csv else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..spec import TrainConfig
+from ..spec import TrainConfig, git_commit, uncommitted_changes
 from .output import Report, Section, viewable
 from .summary import machine
 
@@ -56,6 +56,13 @@ def commits_sentence(rep: Report) -> str:
     return f"**Code:** the runs come from {len(counts)} commits: " + "; ".join(parts) + "."
 
 
+def rendering_sentence() -> str:
+    """The code that drew this page: tables, figures, intervals and verdicts change with it, the runs do not."""
+    commit = git_commit()
+    dirty = " with changes to tracked files not yet committed" if uncommitted_changes() else ""
+    return f"**Report:** tables, figures, intervals and verdicts drawn by the code at commit `{commit[:10]}`{dirty}."
+
+
 def time_sentence(rep: Report) -> str:
     """Wall time of the last run that did work, and the compute the finished runs measured."""
     res = rep.results
@@ -79,6 +86,7 @@ def what_was_run_section(rep: Report) -> Section:
         f"{', '.join(str(s) for s in study.seeds if study.scores_controls(s)) or 'none'}; transfer at "
         f"{', '.join(map(str, study.transfer_seeds))}).",
         commits_sentence(rep),
+        rendering_sentence(),
         f"**Machine:** {machine(rep.results)}.",
         time_sentence(rep),
     ]

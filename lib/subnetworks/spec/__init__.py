@@ -3,6 +3,7 @@
 A leaf: imports nothing else of the package, so every other layer can depend on it.
 """
 
+from .code_version import git_commit, uncommitted_changes
 from .errors import ConfigError
 from .fields import from_dict, non_default, to_jsonable
 from .keys import run_key
@@ -48,6 +49,8 @@ __all__ = [
     "non_default",
     "read_params",
     "repo_root",
+    "git_commit",
+    "uncommitted_changes",
     "resolve_path",
     "run_key",
     "to_jsonable",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 from typing import Any
 
@@ -13,24 +12,14 @@ import torch
 import transformers
 
 from .. import __version__
-from ..spec import repo_root
-
-
-def _git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5, check=False
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+from ..spec import git_commit
 
 
 def environment(device: str) -> dict[str, Any]:
     """What produced a run: code version, library versions, machine and device."""
     info = {
         "subnetworks": __version__,
-        "git_sha": _git_sha(),
+        "git_sha": git_commit(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "transformers": transformers.__version__,
