@@ -105,6 +105,21 @@ def test_a_lost_mask_of_a_finished_level_is_drawn_again_identically(ws):
         assert load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind)) == mask, kind
 
 
+def test_a_control_lost_after_its_imp_mask_was_written_is_drawn_again_into_the_same_file(ws):
+    """A kill between an IMP mask's file and its controls' (the kill harness found it): the controls drawn from the
+    IMP mask read back are byte for byte those drawn from the mask in memory, metadata included."""
+    run = ws.layout.prune_dir("ner", "ur", 57)
+    paths = {kind: ws.layout.mask_path("ner", "ur", 57, 2, kind) for kind in ("random", "global_random")}
+    before = {kind: path.read_bytes() for kind, path in paths.items()}
+    for path in paths.values():
+        path.unlink()
+    for done in (run.sub("level_02").file("DONE"), run.file("DONE")):
+        done.unlink()
+    run_prune(Workspace.create(ws.study, ws.artifacts), "ner", "ur", 57)
+    for kind, path in paths.items():
+        assert path.read_bytes() == before[kind], kind
+
+
 def test_transfer_diagonal_reuses_the_identical_imp_training(ws):
     run = run_transfer(ws, "ner", "en", 2, 57)
     rows = {(r["mask"], r["target"]): r for r in run.read_json("metrics.json")}

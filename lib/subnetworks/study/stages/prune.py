@@ -151,7 +151,10 @@ def _prune_level(imp: _Imp, level: int, trained: bool) -> None:
         movement = _movement(imp.prunable(), imp.prunable("theta0"), before)
         save_mask(mask, ldir.file(mask_file(IMP)), kind=IMP, level=ldir.path.name, **movement)
         missing = controls
-    inputs = ControlInputs(mask, imp.prunable("theta0"), imp.full, sparsity, imp.seed, imp.task, imp.lang)
+    # controls carry the run's metadata, not that of wherever the IMP mask came from (the file a resumed level
+    # reads, level k−1's mask): a control drawn again after a kill is then the same file
+    drawn_from = Mask(mask.tensors, dict(imp.full.meta))
+    inputs = ControlInputs(drawn_from, imp.prunable("theta0"), imp.full, sparsity, imp.seed, imp.task, imp.lang)
     for control in missing:
         save_mask(control.draw(inputs), ldir.file(mask_file(control.name)), kind=control.name, level=ldir.path.name)
 
