@@ -135,14 +135,22 @@ def heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap
 MIN_COLOUR_SPAN = 0.01  # a colour scale at least this wide: differences below it are not worth a colour
 
 
-def colour_range(frames: list[pd.DataFrame]) -> tuple[float, float]:
-    """One colour scale over every finite value of ``frames``, widened about its centre to :data:`MIN_COLOUR_SPAN`
-    where the values are closer than that (0 to 1 when there is none)."""
+def data_range(frames: list[pd.DataFrame]) -> tuple[float, float]:
+    """The smallest and largest finite value of ``frames`` (0 and 1 when there is none)."""
     values = np.concatenate([f.to_numpy(float).ravel() for f in frames])
     values = values[np.isfinite(values)]
-    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    return (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+
+
+def widened(lo: float, hi: float) -> tuple[float, float]:
+    """``lo``–``hi`` widened about its centre to :data:`MIN_COLOUR_SPAN` where it is narrower than that."""
     pad = max(0.0, MIN_COLOUR_SPAN - (hi - lo)) / 2
     return lo - pad, hi + pad
+
+
+def colour_range(frames: list[pd.DataFrame]) -> tuple[float, float]:
+    """One colour scale over every finite value of ``frames``: their range, :func:`widened`."""
+    return widened(*data_range(frames))
 
 
 def _chance_cells(res: Results, task: str) -> set[tuple[float, str, str]]:

@@ -17,12 +17,13 @@ from .figures import (
     MIN_COLOUR_SPAN,
     bar_groups,
     by_sparsity,
-    colour_range,
+    data_range,
     figure,
     heatmap,
     heatmap_panel,
     sparsity_colors,
     styled,
+    widened,
 )
 from .load import Results
 from .names import NULL_LABELS, NULLS, OVERLAP_MEASURES, control_label
@@ -89,9 +90,8 @@ def plot_overlap(res: Results, task: str, measure: str = "jaccard") -> Figure | 
         return None
     avg = average_overlap_table(res).set_index(["task", "sparsity"])
     pairs = {s: m.mask(np.eye(len(m), dtype=bool)) for s, m in mats.items()}  # the diagonal (1) says nothing
-    values = np.concatenate([m.to_numpy(float).ravel() for m in pairs.values()])
-    low, high = np.nanmin(values), np.nanmax(values)
-    lo, hi = colour_range(list(pairs.values()))
+    low, high = data_range(list(pairs.values()))
+    lo, hi = widened(low, high)
     digits = 3 if hi - lo < 0.05 else 2  # a narrow range needs the third decimal to tell cells apart
     titles = {}
     for sparsity in pairs:

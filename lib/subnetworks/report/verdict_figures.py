@@ -45,6 +45,7 @@ def plot_verdicts(res: Results, pair: str) -> Figure | None:
     changes, pairs = mean_change_intervals(res), pair_kind_table(res)
     if changes.empty and pairs.empty:
         return None
+    colors = sparsity_colors(res)
     fig, (transfer, overlap, excess) = figure(3, width=max(3.4, 0.9 * len(res.tasks) + 1.6), height=3.6)
     if len(changes):
         changes = changes[changes["source"] == "all"]
@@ -57,7 +58,7 @@ def plot_verdicts(res: Results, pair: str) -> Figure | None:
     if len(cross):
         _points(overlap, res, cross, "jaccard")
         _points(excess, res, cross, "excess")
-        same, colors = pairs[pairs["pair"] == "same_language"], sparsity_colors(res)
+        same = pairs[pairs["pair"] == "same_language"]
         for i, s in enumerate(res.sparsities):  # the noise floor: one language's masks at two seeds
             row = same[same["sparsity"] == s].set_index("task").reindex(res.tasks)["excess"].to_numpy(float)
             x = np.arange(len(res.tasks)) + (i - (len(res.sparsities) - 1) / 2) * SPREAD
@@ -67,7 +68,6 @@ def plot_verdicts(res: Results, pair: str) -> Figure | None:
     overlap.set(ylabel="Jaccard, other-language pairs", ylim=(0, 1.05), title="(c) overlap by task")
     excess.axhline(0, color="black", linewidth=0.8)
     excess.set(ylabel="excess overlap over P", title="(e) beyond pre-training")
-    colors = sparsity_colors(res)
     handles = [Line2D([], [], color=c, marker="o", linestyle="", label=f"{sp(s)} sparsity") for s, c in colors.items()]
     handles += [
         Line2D([], [], color="gray", marker="o", markerfacecolor="white", linestyle="", label="against P on t"),
