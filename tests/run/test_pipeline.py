@@ -94,6 +94,15 @@ def test_the_report_page_is_titled_self_contained_and_describes_its_figures(smok
     assert all(a and a.group(1) and "No description" not in a.group(1) for a in alts), alts
 
 
+def test_the_report_page_names_its_cells_so_two_renders_are_the_same_page(smoke):
+    """Papermill's injected cell gets a random id; the page must carry only ids that a second render repeats."""
+    html = (smoke[0] / "reports" / "report.html").read_text(encoding="utf-8")
+    notebook_ids = {cell.id for cell in nbformat.read(str(ROOT / "notebooks" / "05_report.ipynb"), as_version=4).cells}
+    page_ids = set(re.findall(r'id="cell-id=([^"]+)"', html))
+    assert "injected-parameters" in page_ids
+    assert page_ids - {"injected-parameters"} <= notebook_ids
+
+
 @pytest.mark.skipif(browser.chromium() is None, reason="no chromium here (.ci/run installs Debian's chromium)")
 def test_the_report_reads_well_in_a_browser_offline_from_a_copied_folder(smoke, tmp_path):
     root = smoke[0]

@@ -46,11 +46,20 @@ def render_report(
         embed_images=True,
     )
     title = f"{TITLES.get(notebook, notebook)}: the {layout.study.name} study"
-    nb = nbformat.read(str(executed), as_version=4)
+    nb = _with_stable_cell_ids(nbformat.read(str(executed), as_version=4))
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     html = root / "report.html"
     atomic_write_bytes(html, offline_html(body).encode("utf-8"))
     return html
+
+
+def _with_stable_cell_ids(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Papermill gives the cell it injects a random id, which the HTML carries: name it after its role instead,
+    so two renders of the same artefacts are the same page."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.id = "injected-parameters"
+    return nb
 
 
 def offline_html(html: str) -> str:
