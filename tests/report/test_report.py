@@ -340,3 +340,28 @@ def test_representation_similarity_section_averages_the_stage_rows(smoke):
     limits = next(s for s in sections if s.title == "Limitations").text()
     assert "**Representation similarity** is measured on θ0 with each mask applied" in limits
     assert "on 16 parallel sentences of `xnli`'s test split" in limits
+
+
+@pytest.mark.parametrize("languages", [2, 9])
+def test_heatmap_labels_stay_on_the_figure_with_long_row_labels(languages):
+    """Nine sources over three control rows named in words: the y label once ran off the figure's left edge."""
+    from matplotlib.text import Text
+
+    from subnetworks.report.figures import figure, heatmap, heatmap_panel
+
+    langs = [f"l{i}" for i in range(languages)]
+    rows = [*langs, "P", "layer-wise random", "global random"]
+    matrix = pd.DataFrame(np.linspace(0, 1, len(rows) * languages).reshape(len(rows), languages), rows, langs)
+    fig, axes = figure(2, *heatmap_panel(matrix))
+    for ax in axes:
+        heatmap(ax, matrix, "50 % sparsity", 0.0, 1.0, "viridis")
+        ax.set_ylabel("source s (mask found on); under the line: controls")
+    fig.canvas.draw()
+    renderer, page = fig.canvas.get_renderer(), fig.bbox
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+    outside = [
+        t.get_text()
+        for t in texts
+        if (box := t.get_window_extent(renderer)).x0 < page.x0 - 1 or box.x1 > page.x1 + 1 or box.y0 < page.y0 - 1
+    ]
+    assert not outside, outside

@@ -130,6 +130,10 @@ def heatmap(ax, matrix: pd.DataFrame, title: str, vmin: float, vmax: float, cmap
     ax.set_title(title)
     ax.tick_params(axis="y", rotation=0)
     ax.grid(False)
+    # Square cells leave the panel's box wider than the heatmap; seaborn's colour bar anchors the heatmap to the box's
+    # right edge, where the constrained layout does not see it, and long row labels ("layer-wise random") at nine
+    # languages then ran off the figure's left edge. Anchored left, the labels sit where the layout made room.
+    ax.set_anchor("W")
 
 
 MIN_COLOUR_SPAN = 0.01  # a colour scale at least this wide: differences below it are not worth a colour
