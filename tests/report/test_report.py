@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.text import Text
 
 from subnetworks import report
+from subnetworks.report.figures import figure, heatmap, heatmap_panel
 from subnetworks.report.provenance import commits_sentence
 from subnetworks.report.verdict_figures import plot_verdicts
 from subnetworks.spec import git_commit
@@ -345,10 +347,6 @@ def test_representation_similarity_section_averages_the_stage_rows(smoke):
 @pytest.mark.parametrize("languages", [2, 9])
 def test_heatmap_labels_stay_on_the_figure_with_long_row_labels(languages):
     """Nine sources over three control rows named in words: the y label once ran off the figure's left edge."""
-    from matplotlib.text import Text
-
-    from subnetworks.report.figures import figure, heatmap, heatmap_panel
-
     langs = [f"l{i}" for i in range(languages)]
     rows = [*langs, "P", "layer-wise random", "global random"]
     matrix = pd.DataFrame(np.linspace(0, 1, len(rows) * languages).reshape(len(rows), languages), rows, langs)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 import pytest
 import torch
@@ -85,19 +89,22 @@ def test_resuming_a_level_gives_the_same_result(ws):
     assert load_mask(last.file("mask.safetensors")) == mask_before
 
 
+def _lose_level_2_masks(ws, lang: str, kinds: tuple[str, ...], read: Callable[[Path], Any]) -> dict[str, Any]:
+    """Delete level 2's mask files of ``kinds`` (ner, seed 57) and the DONE markers that would skip it; what ``read``
+    read from each mask file before."""
+    run = ws.layout.prune_dir("ner", lang, 57)
+    paths = {kind: ws.layout.mask_path("ner", lang, 57, 2, kind) for kind in kinds}
+    before = {kind: read(path) for kind, path in paths.items()}
+    for path in [*paths.values(), run.sub("level_02").file("DONE"), run.file("DONE")]:
+        path.unlink()
+    return before
+
+
 def test_a_lost_mask_of_a_finished_level_is_drawn_again_identically(ws):
     """Level 1 finished, level 2's masks gone: level 1 is trained again in memory (its weights are not kept) and
     gives the same level-2 masks; level 1's finished files are not touched."""
     run = ws.layout.prune_dir("ner", "en", 57)
-    level2 = run.sub("level_02")
-    before = {
-        kind: load_mask(ws.layout.mask_path("ner", "en", 57, 2, kind))
-        for kind in ("imp", "random", "global_random", "pretrained")
-    }
-    for kind in before:
-        ws.layout.mask_path("ner", "en", 57, 2, kind).unlink()
-    for done in (level2.file("DONE"), run.file("DONE")):
-        done.unlink()
+    before = _lose_level_2_masks(ws, "en", ("imp", "random", "global_random", "pretrained"), load_mask)
     untouched = run.sub("level_01").file("metrics.json").stat().st_mtime_ns
     run_prune(Workspace.create(ws.study, ws.artifacts), "ner", "en", 57)
     assert run.sub("level_01").file("metrics.json").stat().st_mtime_ns == untouched
@@ -108,16 +115,10 @@ def test_a_lost_mask_of_a_finished_level_is_drawn_again_identically(ws):
 def test_a_control_lost_after_its_imp_mask_was_written_is_drawn_again_into_the_same_file(ws):
     """A kill between an IMP mask's file and its controls' (the kill harness found it): the controls drawn from the
     IMP mask read back are byte for byte those drawn from the mask in memory, metadata included."""
-    run = ws.layout.prune_dir("ner", "ur", 57)
-    paths = {kind: ws.layout.mask_path("ner", "ur", 57, 2, kind) for kind in ("random", "global_random")}
-    before = {kind: path.read_bytes() for kind, path in paths.items()}
-    for path in paths.values():
-        path.unlink()
-    for done in (run.sub("level_02").file("DONE"), run.file("DONE")):
-        done.unlink()
+    before = _lose_level_2_masks(ws, "ur", ("random", "global_random"), Path.read_bytes)
     run_prune(Workspace.create(ws.study, ws.artifacts), "ner", "ur", 57)
-    for kind, path in paths.items():
-        assert path.read_bytes() == before[kind], kind
+    for kind, content in before.items():
+        assert ws.layout.mask_path("ner", "ur", 57, 2, kind).read_bytes() == content, kind
 
 
 def test_transfer_diagonal_reuses_the_identical_imp_training(ws):
